@@ -1,0 +1,74 @@
+# The whole set-up is two commands: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= var
+DEBIAN_TEST_PACKAGES := sip-tester baresip chromium ffmpeg espeak-ng sox
+FUZZ_RUNS ?= 1000000
+
+.PHONY: run test check lint types contracts pytest fuzz bench migrate install install-test debian-test-packages clean
+
+$(BIN)/activate:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/activate pyproject.toml
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+migrate: install
+	mkdir -p $(DATA_DIR)
+	CALLCENTER_DATA_DIR=$(DATA_DIR) $(BIN)/callcenter migrate
+
+run: migrate
+	CALLCENTER_DATA_DIR=$(DATA_DIR) $(BIN)/callcenter serve
+
+# Debian packages the tests use as real peers; installed only when missing, only as root.
+debian-test-packages:
+	@missing=""; for p in $(DEBIAN_TEST_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "warning: missing Debian packages (run as root to install):$$missing"; \
+	  fi; \
+	fi
+
+lint: install-test
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+types: install-test
+	$(BIN)/mypy
+
+contracts: install-test
+	$(BIN)/lint-imports
+
+pytest: install-test
+	$(BIN)/pytest -q -p no:cacheprovider
+
+check: lint types contracts pytest
+
+test: debian-test-packages install-test
+	$(MAKE) check
+
+fuzz: install-test
+	$(BIN)/pip install -q -e '.[fuzz]'
+	$(BIN)/python -m tests.fuzz.fuzz_sip -runs=$(FUZZ_RUNS) -timeout=1 -rss_limit_mb=2048 tests/fuzz/corpus
+
+bench: install-test
+	@ls bench/*.py >/dev/null 2>&1 && for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""The asyncio edge: SIP transports, RTP sockets, the media clock, calls, legs and rooms."""

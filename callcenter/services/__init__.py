@@ -1,0 +1,1 @@
+"""The contact center: IVR, ACD, customers, conferences, recordings catalogue and reports."""

@@ -1,0 +1,1 @@
+"""FastAPI app, routers, auth and the static pages (routes are thin and call services)."""
