@@ -65,7 +65,12 @@ test: debian-test-packages install-test
 
 fuzz: install-test
 	$(BIN)/pip install -q -e '.[fuzz]'
-	$(BIN)/python -m tests.fuzz.fuzz_sip -runs=$(FUZZ_RUNS) -timeout=1 -rss_limit_mb=2048 tests/fuzz/corpus
+	rm -rf tests/fuzz/corpus && mkdir -p tests/fuzz/corpus
+	@# Seeds: torture files and real captures, each prefixed with the selector byte of every target.
+	@for f in ../shared/sip-torture/*.dat tests/data/sip/*.sip; do [ -f "$$f" ] || continue; \
+	  for s in 0 1 2; do { printf "\\$$(printf %o $$s)"; cat "$$f"; } > tests/fuzz/corpus/$$s-$$(basename $$f); done; done
+	$(BIN)/python -m tests.fuzz.fuzz_sip -runs=$(FUZZ_RUNS) -timeout=5 -rss_limit_mb=2048 \
+	  -artifact_prefix=tests/fuzz/crashers/ tests/fuzz/corpus
 
 bench: install-test
 	@ls bench/*.py >/dev/null 2>&1 && for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done

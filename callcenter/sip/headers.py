@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from .errors import SipParseError
+from .errors import MessageTooLarge, SipParseError
 
 # RFC 3261 §7.3.3 plus the compact forms later RFCs registered (3265, 3515, 3892, 4028, 3841).
 COMPACT_FORMS: dict[str, str] = {
@@ -123,7 +123,7 @@ def split_list(value: str, max_values: int = 128) -> list[str]:
         elif c == "," and not in_angle:
             parts.append(value[start:i].strip())
             if len(parts) >= max_values:
-                raise SipParseError("too many values in one header field")
+                raise MessageTooLarge("too many values in one header field")
             start = i + 1
         i += 1
     if in_quotes:
@@ -187,7 +187,7 @@ class Headers:
         for field in self.fields(name):
             out.extend(split_list(field, max_values))
             if len(out) > max_values:
-                raise SipParseError(f"too many {name} values")
+                raise MessageTooLarge(f"too many {name} values")
         return out
 
     def add(self, name: str, value: str) -> None:

@@ -229,8 +229,9 @@ def parse_message(
         try:
             lines, _ = split_head(data[: limits.max_message_size], limits)
             error.fields = list(_unfold(lines[1:], False))
-        except SipParseError:
-            pass
+        except SipParseError as partial:
+            # The cut may fall inside a header line: keep the fields read before it.
+            error.fields = partial.fields
         raise error
     data = data.lstrip(b"\r\n")
     if not data:

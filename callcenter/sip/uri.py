@@ -288,7 +288,9 @@ def _parse_sip(scheme: str, rest: str, max_params: int) -> SipUri:
             _check_escapes(pw, "URI password")
             password = pw
     rest, qmark, header_text = rest.partition("?")
-    hostport, _, param_text = rest.partition(";")
+    hostport, semi, param_text = rest.partition(";")
+    if semi and not param_text:
+        raise SipParseError("empty URI parameter")
     host, port = parse_hostport(hostport)
     headers: list[tuple[str, str]] = []
     if qmark:
