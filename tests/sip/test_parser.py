@@ -246,7 +246,8 @@ def test_name_addr_forms() -> None:
 
 def test_via_forms() -> None:
     via = parse_via(
-        "SIP / 2.0 / udp [2001:db8::9:1]:5070 ; branch=z9hG4bKx ; received=[2001:db8::9:255] ; rport=5071"
+        "SIP / 2.0 / udp [2001:db8::9:1]:5070 ; branch=z9hG4bKx"
+        " ; received=[2001:db8::9:255] ; rport=5071"
     )
     assert via.transport == "UDP" and via.host == "[2001:db8::9:1]" and via.port == 5070
     assert via.received == "[2001:db8::9:255]" and via.rport == 5071 and via.rfc3261_branch
