@@ -1,0 +1,284 @@
+"""The composition root and command line: `callcenter migrate` and `callcenter serve`.
+
+The only module that sees every layer. It reads `Settings` once, builds the database engine and
+the long-lived components (the SIP engine and the web app, once they exist), starts them in
+order, and on SIGINT/SIGTERM stops them in reverse order. Nothing below it reads the
+environment or installs signal handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import pydantic
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from callcenter import __version__
+from callcenter.db.session import create_engine
+from callcenter.settings import Settings
+
+log = logging.getLogger("callcenter")
+
+T = TypeVar("T")
+
+# alembic.ini and migrations/ sit at the root of the source tree, next to the package; `make
+# install` installs in editable mode so they are found from any working directory.
+ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+
+
+class StartupError(Exception):
+    """The service must not start; the message tells the operator what to do."""
+
+
+class Service(Protocol):
+    """A long-lived component owned by `serve` (DESIGN convention 8).
+
+    `start()` binds its sockets and spawns its tasks, raising if it cannot; `stop()` cancels and
+    awaits everything it started. `listening()` is its line in the startup summary, e.g.
+    "SIP: udp 0.0.0.0:5060", read after `start()` so ephemeral ports are real.
+    """
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def listening(self) -> str: ...
+
+
+# Summary lines for the parts that do not exist yet; each goes when its component is plugged
+# into `build_services`.
+NOT_BUILT = (
+    "SIP: no listener yet (engine not built)",
+    "HTTP: no listener yet (web app not built)",
+)
+
+
+def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
+    """The components `serve` runs, in start order (stopped in reverse).
+
+    The SIP engine (callcenter.engine) and then the web app (callcenter.web, given
+    `create_sessionmaker(engine)`) are added here when they are built.
+    """
+    return []
+
+
+# --- plumbing shared by the commands -------------------------------------------------------
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def alembic_config(settings: Settings) -> Config:
+    if not ALEMBIC_INI.is_file():
+        raise StartupError(
+            f"{ALEMBIC_INI} not found: run callcenter from its source tree "
+            "(`make install`, an editable install), where alembic.ini and migrations/ live"
+        )
+    config = Config(ALEMBIC_INI)
+    # migrations/env.py reads the URL from these settings rather than from the environment,
+    # and leaves logging alone: ours is already configured.
+    config.attributes["settings"] = settings
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def display_url(settings: Settings) -> str:
+    # Never print a PostgreSQL password into logs.
+    return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+def sqlite_path(settings: Settings) -> Path | None:
+    """The SQLite database file, or None for other backends and in-memory databases."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+async def database_heads(engine: AsyncEngine) -> tuple[str, ...]:
+    """The Alembic revision(s) the database is at; () when it was never migrated."""
+
+    def heads(sync: Connection) -> tuple[str, ...]:
+        # Reading the revision is not a migration: keep alembic's "Context impl SQLiteImpl"
+        # lines out of the log.
+        migration_log = logging.getLogger("alembic.runtime.migration")
+        level = migration_log.level
+        migration_log.setLevel(logging.WARNING)
+        try:
+            return MigrationContext.configure(sync).get_current_heads()
+        finally:
+            migration_log.setLevel(level)
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(heads)
+
+
+def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run `main()` on uvloop when it is installed, else on the default asyncio loop."""
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None
+    try:
+        import uvloop
+    except ImportError:
+        loop_factory = None
+    else:
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(main())
+
+
+# --- callcenter migrate --------------------------------------------------------------------
+
+
+def migrate(settings: Settings) -> int:
+    configure_logging(settings)
+    config = alembic_config(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = sqlite_path(settings)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        command.upgrade(config, "head")
+    except CommandError as exc:
+        # E.g. the database is at a revision this checkout does not have (newer code ran).
+        raise StartupError(f"migration failed: {exc}") from exc
+
+    async def reached() -> tuple[str, ...]:
+        engine = create_engine(settings.database_url)
+        try:
+            return await database_heads(engine)
+        finally:
+            await engine.dispose()
+
+    heads = run_async(reached)
+    print(f"database {display_url(settings)} at revision {', '.join(heads) or '<none>'}")
+    return 0
+
+
+# --- callcenter serve ----------------------------------------------------------------------
+
+
+def serve(settings: Settings) -> int:
+    configure_logging(settings)
+    return run_async(lambda: _serve(settings))
+
+
+async def _serve(settings: Settings) -> int:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    received: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig)
+        stopping.set()
+
+    # Installed before anything starts, so a signal during start-up still shuts down cleanly
+    # (once start-up has finished) instead of killing the process half-way.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        log.info(
+            "callcenter %s starting (pid %d, event loop %s.%s)",
+            __version__,
+            os.getpid(),
+            type(loop).__module__,
+            type(loop).__name__,
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            engine = create_engine(settings.database_url)
+            stack.push_async_callback(engine.dispose)
+            revision = await _check_database(settings, engine)
+
+            summary = [f"database: {display_url(settings)} at revision {revision}"]
+            for service in build_services(settings, engine):
+                await service.start()
+                stack.push_async_callback(service.stop)
+                summary.append(service.listening())
+            summary.extend(NOT_BUILT)
+            log.info("ready: %s", "; ".join(summary))
+            log.info("running until SIGINT (Ctrl-C) or SIGTERM")
+
+            await stopping.wait()
+            log.info("received %s: shutting down", received[0].name)
+        log.info("stopped")
+        return 0
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _check_database(settings: Settings, engine: AsyncEngine) -> str:
+    """The database's revision if it is the code's head; otherwise refuse to start."""
+    url = display_url(settings)
+    advice = "run `make run` (which migrates first) or `callcenter migrate`"
+    path = sqlite_path(settings)
+    # Connecting would create an empty SQLite file; say what is wrong instead.
+    if path is not None and not path.exists():
+        raise StartupError(f"database {url} does not exist: {advice}")
+    expected = ScriptDirectory.from_config(alembic_config(settings)).get_heads()
+    try:
+        current = await database_heads(engine)
+    except (SQLAlchemyError, OSError) as exc:
+        raise StartupError(f"cannot open database {url}: {exc}") from exc
+    if set(current) != set(expected):
+        found = ", ".join(current) or "no revision (not migrated)"
+        raise StartupError(
+            f"database {url} is at {found}, but this code needs revision "
+            f"{', '.join(expected)}: {advice}"
+        )
+    return ", ".join(current)
+
+
+# --- entry point ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callcenter",
+        description="Call-center telephony service. Configured by CALLCENTER_* variables.",
+    )
+    parser.add_argument("--version", action="version", version=f"callcenter {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser(
+        "migrate", help="create or upgrade the database to the latest schema (Alembic head)"
+    ).set_defaults(run=migrate)
+    commands.add_parser(
+        "serve", help="run the service until SIGINT or SIGTERM (the database must be migrated)"
+    ).set_defaults(run=serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings()
+    except pydantic.ValidationError as exc:
+        print(f"callcenter: invalid configuration (CALLCENTER_* variables): {exc}", file=sys.stderr)
+        return 2
+    run: Callable[[Settings], int] = args.run
+    try:
+        return run(settings)
+    except StartupError as exc:
+        print(f"callcenter {args.command}: {exc}", file=sys.stderr)
+        return 1

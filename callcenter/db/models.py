@@ -1,0 +1,101 @@
+"""SQLAlchemy 2 typed declarative models: the schema, and nothing else.
+
+Owns table and column definitions and the constraints the database itself enforces. Business
+rules (who may log in, what a role may do, how SIP credentials are derived) live in
+`callcenter.services`; this module must not know about them. Every change here ships with a
+hand-checked Alembic migration in `migrations/versions/`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Final
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Integer,
+    MetaData,
+    String,
+    TypeDecorator,
+    func,
+    true,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Constraint names must be deterministic so that migrations can name (and later drop or alter)
+# them identically on SQLite and PostgreSQL; batch mode on SQLite needs names to rebuild tables.
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ROLES: Final = ("agent", "supervisor", "qa", "admin")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    SQLite stores no offset and hands back naive values; PostgreSQL's timestamptz hands back
+    aware ones. Naive input is refused rather than guessed at.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware value")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class User(Base):
+    """Anyone who logs in to the web pages or registers a SIP phone."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(
+            "role IN (" + ", ".join(f"'{role}'" for role in ROLES) + ")",
+            name="role",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    role: Mapped[str] = mapped_column(String(16))
+    # A PHC string (argon2id) written by the web layer; None = no web login.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    # RFC 7616 HA1 = H(username:realm:password), hex; what a registrar needs to check a digest
+    # without ever storing the SIP password. None = this user registers no phone.
+    sip_ha1_md5: Mapped[str | None] = mapped_column(String(32))
+    sip_ha1_sha256: Mapped[str | None] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # The Python default serves the ORM (async sessions cannot lazily re-read a server
+    # default); the server default serves raw SQL and data migrations.
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default=func.now()
+    )
+
+    def __repr__(self) -> str:
+        return f"User(id={self.id!r}, username={self.username!r}, role={self.role!r})"

@@ -1,0 +1,46 @@
+"""The one `Settings` object: every knob of the service, read from `CALLCENTER_*` variables.
+
+Only the composition root (`callcenter.cli`) builds it and hands the parts down; layers below
+receive plain values, never the environment. New components (SIP, HTTP, RTP) add their fields
+here, grouped under a comment, when they are built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+DATABASE_FILE = "callcenter.db"
+
+
+class Settings(BaseSettings):
+    """Configuration of one service process (`CALLCENTER_<FIELD>` in the environment)."""
+
+    model_config = SettingsConfigDict(env_prefix="CALLCENTER_", extra="ignore")
+
+    # Storage.
+    data_dir: Path = Path("var")
+    # Empty means "the SQLite file in data_dir"; set it for PostgreSQL
+    # (postgresql+asyncpg://…) or a SQLite file elsewhere.
+    database_url: str = ""
+    recordings_dir: Path = Path("recordings")
+
+    # Process.
+    log_level: LogLevel = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        # `CALLCENTER_LOG_LEVEL=debug` is what people type.
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _derive_database_url(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / DATABASE_FILE).as_posix()}"
+        return self
