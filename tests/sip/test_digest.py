@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callcenter.sip import digest
 from callcenter.sip.digest import (
     MAX_PARAM_VALUE,
     Challenge,
@@ -30,6 +29,7 @@ from callcenter.sip.digest import (
     parse_challenge,
     parse_credentials,
 )
+from callcenter.sip.digest import server as digest_server
 from callcenter.sip.errors import LocalProtocolError, SipParseError
 from callcenter.sip.limits import Limits
 
@@ -515,13 +515,13 @@ def test_unknown_user_and_wrong_password_look_alike(monkeypatch: pytest.MonkeyPa
     server = DigestServer(SECRET, REALM)
     creds = _loop(server, server.challenge(T0))
     calls: list[str] = []
-    real_h = digest._h
+    real_h = digest_server._h
 
     def counting_h(algorithm: str, data: str) -> str:
         calls.append(algorithm)
         return real_h(algorithm, data)
 
-    monkeypatch.setattr(digest, "_h", counting_h)
+    monkeypatch.setattr(digest_server, "_h", counting_h)
     wrong = server.verify(creds, method="REGISTER", now=T0, password="wrong")
     wrong_calls = len(calls)
     calls.clear()
