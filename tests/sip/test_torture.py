@@ -11,10 +11,19 @@ from callcenter.sip import (
     Response,
     SipParseError,
     SipUri,
+    make_response,
     parse_message,
+)
+from callcenter.sip.digest import (
+    Challenge,
+    DigestServer,
+    OtherScheme,
+    parse_challenge,
+    parse_credentials,
 )
 from callcenter.sip.framer import StreamFramer
 from callcenter.sip.parser import error_response
+from callcenter.sip.sdp import parse_sdp
 from callcenter.sip.uas import UasPolicy, check_request
 
 from .torture import PARSE, RFC4475, RFC5118, TORTURE_DIR, Expect, read_4475, read_5118
@@ -226,3 +235,30 @@ def test_stream_framing_faults(name: str) -> None:
     else:
         with pytest.raises(SipParseError):
             framer.feed(data)
+
+
+def test_regaut01_unknown_scheme_gets_a_digest_challenge() -> None:
+    request = _request(read_4475("regaut01.dat"))
+    value = request.headers.get("authorization")
+    assert value is not None
+    assert isinstance(parse_credentials(value), OtherScheme)
+    server = DigestServer(b"k" * 32, "example.com")
+    challenge = make_response(request, 401, to_tag="t1")
+    for offer in server.challenge(1_700_000_000.0):
+        challenge.headers.add("WWW-Authenticate", offer.to_header_value())
+    again = parse_message(bytes(challenge))
+    offered = [parse_challenge(v) for v in again.headers.fields("www-authenticate")]
+    assert [c.algorithm for c in offered if isinstance(c, Challenge)] == ["SHA-256", "MD5"]
+
+
+def test_rfc5118_sdp_addresses() -> None:
+    single = parse_sdp(_request(read_5118("ipv6-in-sdp")).body)
+    audio = single.media[0]
+    connection = single.connection_of(audio)
+    assert connection is not None and connection.family == 6
+    assert connection.address == "2001:db8::20"
+    both = parse_sdp(_request(read_5118("mult-ip-in-sdp")).body)
+    families = [c.family for c in (both.connection_of(m) for m in both.media) if c is not None]
+    assert families == [4, 6]
+    mapped = parse_sdp(_request(read_5118("ipv4-mapped-ipv6")).body)
+    assert all(mapped.connection_of(m) is not None for m in mapped.media)
