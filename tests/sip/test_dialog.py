@@ -924,3 +924,26 @@ def test_two_dialogs_stay_in_step(steps: list[tuple[bool, str]], cc_hangs_up: bo
         events=(DialogTerminated(dialog_id=peer_dialog.id, reason=TerminationReason.BYE_RECEIVED),)
     )
     assert dialog.state is peer_dialog.state is TERMINATED
+
+
+def test_rfc2543_invite_without_contact_targets_the_from_uri() -> None:
+    # RFC 4475 inv2543: no branch cookie, no Contact; the dialog's target is the From URI.
+    data = (
+        b"INVITE sip:UserB@example.com SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP 192.0.2.15\r\n"
+        b"From: <sip:UserA@example.com>\r\n"
+        b"To: <sip:UserB@example.com>\r\n"
+        b"Call-ID: 2543@example.com\r\n"
+        b"CSeq: 1 INVITE\r\n\r\n"
+    )
+    request = parse_message(data)
+    assert isinstance(request, Request)
+    dialogs = Dialogs(local_contact=parse_uri("sip:pbx@192.0.2.1"))  # type: ignore[arg-type]
+    dialog, verdict = dialogs.receive_request(request)
+    assert dialog is None and isinstance(verdict, Accepted)
+    _response, events = dialogs.respond(request, 200)
+    established = [e for e in events if isinstance(e, DialogEstablished)]
+    assert len(established) == 1
+    created = dialogs.get(established[0].dialog_id)
+    assert created is not None
+    assert str(created.remote_target) == "sip:UserA@example.com"

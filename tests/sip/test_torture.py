@@ -14,6 +14,7 @@ from callcenter.sip import (
     make_response,
     parse_message,
 )
+from callcenter.sip.dialog import Accepted, Dialogs, Rejected
 from callcenter.sip.digest import (
     Challenge,
     DigestServer,
@@ -262,3 +263,27 @@ def test_rfc5118_sdp_addresses() -> None:
     assert families == [4, 6]
     mapped = parse_sdp(_request(read_5118("ipv4-mapped-ipv6")).body)
     assert all(mapped.connection_of(m) is not None for m in mapped.media)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        read_4475("wsinv.dat"),
+        read_5118("via-received-param-with-delim"),
+        read_5118("mult-ip-in-header"),
+    ],
+    ids=["wsinv", "via-received-param-with-delim", "mult-ip-in-header"],
+)
+def test_in_dialog_request_for_no_dialog_is_481(data: bytes) -> None:
+    request = _request(data)
+    dialog, verdict = Dialogs().receive_request(request)
+    assert dialog is None
+    assert isinstance(verdict, Rejected) and verdict.status == 481
+    response = verdict.response(request)
+    assert response.status == 481 and response.call_id == request.call_id
+
+
+def test_new_requests_from_torture_files_pass_the_dialog_layer() -> None:
+    for name in ("esc01.dat", "inv2543.dat", "longreq.dat", "lwsdisp.dat", "zeromf.dat"):
+        dialog, verdict = Dialogs().receive_request(_request(read_4475(name)))
+        assert dialog is None and isinstance(verdict, Accepted), name

@@ -35,7 +35,13 @@ from .events import (
     TerminationReason,
     Verdict,
 )
-from .routing import contact_uri, next_hop, route_set_as_uac, route_set_as_uas
+from .routing import (
+    contact_uri,
+    initial_remote_target,
+    next_hop,
+    route_set_as_uac,
+    route_set_as_uas,
+)
 from .state import DialogId, DialogInput, DialogState, Role, next_state
 
 RandomFloat = Callable[[], float]
@@ -231,7 +237,7 @@ class Dialog:
         contact = local_contact or _our_contact(response)
         if contact is None:
             raise LocalProtocolError("a dialog-creating response needs our Contact (§12.1.1)")
-        remote_target = contact_uri(request)
+        remote_target = initial_remote_target(request)
         if remote_target is None:
             raise SipParseError("dialog-creating request without Contact", 400)
         seq = request.cseq.seq

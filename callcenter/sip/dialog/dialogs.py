@@ -35,7 +35,7 @@ from .events import (
     Verdict,
     no_such_dialog,
 )
-from .routing import contact_uri, route_set_as_uas
+from .routing import initial_remote_target, route_set_as_uas
 from .state import DialogId, DialogState, Role
 
 
@@ -153,7 +153,7 @@ class Dialogs:
             return None, no_such_dialog(request)
         if request.method in DIALOG_CREATING:
             try:
-                contact = contact_uri(request)
+                contact = initial_remote_target(request)
                 route_set_as_uas(request)
             except SipParseError as exc:
                 return None, Rejected(status=400, reason=str(exc))

@@ -53,6 +53,18 @@ def contact_uri(message: Request | Response) -> SipUri | None:
     return first.uri
 
 
+def initial_remote_target(request: Request) -> SipUri | None:
+    """The remote target a dialog-creating request gives us: its Contact, or for an RFC 2543
+    peer (no magic cookie in its branch), which may omit Contact, its From URI (RFC 2543 §6.13).
+    """
+    target = contact_uri(request)
+    if target is None and not request.top_via.rfc3261_branch:
+        sender = request.from_addr.uri
+        if isinstance(sender, SipUri):
+            return request_uri_form(sender)
+    return target
+
+
 def request_uri_form(uri: SipUri) -> SipUri:
     """`uri` with what a Request-URI may not carry stripped (§12.2.1.1, §19.1.1)."""
     if not uri.headers and not any(k in _NOT_IN_REQUEST_URI for k, _ in uri.params):
