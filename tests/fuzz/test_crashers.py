@@ -1,4 +1,6 @@
-"""Every input the fuzzer ever flagged, replayed: only SipParseError may come out."""
+"""Every input the fuzzer ever flagged (crashers/) and hand-made hostile inputs (hostile/:
+quote, bracket, separator and escape storms, oversized numbers, unterminated heads), replayed
+through every entry point: only SipParseError may come out."""
 
 from __future__ import annotations
 
@@ -9,8 +11,12 @@ import pytest
 
 from callcenter.sip import SipParseError, parse_message
 from callcenter.sip.framer import StreamFramer
+from callcenter.sip.sdp import parse_sdp
 
-CRASHERS = sorted(p for p in (Path(__file__).parent / "crashers").iterdir() if p.suffix != ".md")
+HERE = Path(__file__).parent
+CRASHERS = sorted(
+    p for folder in ("crashers", "hostile") for p in (HERE / folder).iterdir() if p.suffix != ".md"
+)
 
 
 @pytest.mark.parametrize("path", CRASHERS, ids=[p.name for p in CRASHERS])
@@ -21,3 +27,5 @@ def test_crasher_is_handled(path: Path) -> None:
             parse_message(data, datagram=datagram)
     with contextlib.suppress(SipParseError):
         StreamFramer().feed(data)
+    with contextlib.suppress(SipParseError):
+        parse_sdp(data)
