@@ -200,6 +200,17 @@ class Headers:
         key = normalize_name(name)
         self._fields = [(n, v) for n, v in self._fields if normalize_name(n) != key]
 
+    def replace_first_value(self, name: str, value: str) -> None:
+        """Replace the first value of a list header (e.g. the top Via), leaving every other
+        value and field line as it was. Adds the field if there is none."""
+        key = normalize_name(name)
+        for i, (n, v) in enumerate(self._fields):
+            if normalize_name(n) == key:
+                rest = split_list(v)[1:]
+                self._fields[i] = (n, ", ".join([value, *rest]))
+                return
+        self._fields.append((name, value))
+
     def set(self, name: str, value: str) -> None:
         """Replace all fields of `name` by one, kept at the position of the first."""
         key = normalize_name(name)

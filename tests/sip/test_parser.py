@@ -264,3 +264,17 @@ def test_via_forms() -> None:
     ]:
         with pytest.raises(SipParseError):
             parse_via(bad)
+
+
+def test_replace_first_value_touches_only_the_top_via() -> None:
+    request = _request(
+        INVITE.replace(
+            b"Max-Forwards", b"Via: SIP/2.0/TCP p1;branch=z9hG4bKp1, SIP/2.0/TCP p2\r\nMax-Forwards"
+        )
+    )
+    before = request.headers.fields("via")
+    request.headers.replace_first_value("Via", "SIP/2.0/UDP us;branch=z9hG4bKnew")
+    after = request.headers.fields("via")
+    assert after[0] == "SIP/2.0/UDP us;branch=z9hG4bKnew"
+    assert after[1:] == before[1:]
+    assert [v.branch for v in request.vias] == ["z9hG4bKnew", "z9hG4bKp1", None]

@@ -24,11 +24,17 @@ class ClientKey:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerKey:
     """§17.2.3 for RFC 3261 clients: branch, sent-by of the top Via, and method (an ACK uses
-    INVITE so that it finds the INVITE transaction; a CANCEL keeps its own method)."""
+    INVITE so that it finds the INVITE transaction; a CANCEL keeps its own method).
+
+    The CSeq number is part of the key too. §17.2.3 does not need it, since a retransmission,
+    the ACK for a non-2xx and a CANCEL all carry their INVITE's number anyway; but pyVoIP
+    re-sends an authenticated INVITE with the same branch and CSeq + 1, which branch-only
+    matching would swallow as a retransmission."""
 
     branch: str
     sent_by: tuple[str, int | None]
     method: str
+    cseq: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,7 +88,10 @@ def server_key(request: Request) -> ServerTransactionKey:
     via = request.top_via
     if via.rfc3261_branch and via.branch is not None:
         return ServerKey(
-            branch=via.branch, sent_by=(via.host.lower(), via.port), method=request.method
+            branch=via.branch,
+            sent_by=(via.host.lower(), via.port),
+            method=request.method,
+            cseq=request.cseq.seq,
         )
     # No cookie, or the cookie alone (RFC 4475 badbranch): an RFC 2543 client.
     cseq = request.cseq

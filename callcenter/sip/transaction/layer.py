@@ -286,11 +286,9 @@ class TransactionLayer:
     def _ensure_branch(self, request: Request) -> None:
         via = request.top_via
         if via.branch is None:
-            vias = request.headers.values("via")
-            vias[0] = str(via.with_param("branch", self.new_branch()))
-            # Headers cannot replace one value in place; a UAC request has a single Via, and
-            # joining several keeps their order (§7.3.1 allows the comma form).
-            request.headers.set("Via", ", ".join(vias))
+            request.headers.replace_first_value(
+                "Via", str(via.with_param("branch", self.new_branch()))
+            )
         elif not via.rfc3261_branch:
             raise LocalProtocolError(f"branch {via.branch!r} lacks the magic cookie")
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from callcenter.sip import LocalProtocolError, Request
+from callcenter.sip import LocalProtocolError, Request, parse_message
 from callcenter.sip.transaction import (
     AckReceived,
     ClientKey,
@@ -258,3 +260,22 @@ def test_abandon_through_the_layer() -> None:
     assert tl.abandon(key, 40.0)
     assert len(tl) == 0
     assert not tl.abandon(key, 41.0)
+
+
+def test_pyvoip_authenticated_invite_with_the_same_branch_is_a_new_transaction() -> None:
+    # pyVoIP 1.6.8 (tests/data/sip/pyvoip-*-401, -invite-auth) answers a 401 with an ACK and a
+    # new INVITE that reuse the first INVITE's branch, with CSeq + 1.
+    golden = Path(__file__).resolve().parents[2] / "data" / "sip"
+    second = parse_message((golden / "pyvoip-invite-auth.sip").read_bytes())
+    ack = parse_message((golden / "pyvoip-ack-401.sip").read_bytes())
+    assert isinstance(second, Request) and isinstance(ack, Request)
+    assert second.top_via.branch == ack.top_via.branch
+    first = parse_message(bytes(second).replace(b"CSeq: 2 INVITE", b"CSeq: 1 INVITE"))
+    assert isinstance(first, Request)
+    first.headers.remove("authorization")
+    tl = layer()
+    key = new_server_key(tl, first)
+    tl.send_response(key, response(first, 401), 0.1)
+    tl.data_to_send()
+    assert tl.receive_request(ack, 0.2, reliable=False) is Disposition.MATCHED
+    assert new_server_key(tl, second, 0.3) != key
