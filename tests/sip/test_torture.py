@@ -25,6 +25,12 @@ from callcenter.sip.digest import (
 from callcenter.sip.framer import StreamFramer
 from callcenter.sip.parser import error_response
 from callcenter.sip.sdp import parse_sdp
+from callcenter.sip.transaction import (
+    Disposition,
+    LegacyServerKey,
+    RequestReceived,
+    TransactionLayer,
+)
 from callcenter.sip.uas import UasPolicy, check_request
 
 from .torture import PARSE, RFC4475, RFC5118, TORTURE_DIR, Expect, read_4475, read_5118
@@ -287,3 +293,23 @@ def test_new_requests_from_torture_files_pass_the_dialog_layer() -> None:
     for name in ("esc01.dat", "inv2543.dat", "longreq.dat", "lwsdisp.dat", "zeromf.dat"):
         dialog, verdict = Dialogs().receive_request(_request(read_4475(name)))
         assert dialog is None and isinstance(verdict, Accepted), name
+
+
+def test_badbranch_uses_rfc2543_matching_and_retransmission_is_absorbed() -> None:
+    request = _request(read_4475("badbranch.dat"))
+    layer = TransactionLayer()
+    assert layer.receive_request(request, 0.0, reliable=False) is Disposition.NEW_TRANSACTION
+    (event,) = layer.next_events()
+    assert isinstance(event, RequestReceived)
+    assert isinstance(event.transaction, LegacyServerKey)
+    layer.send_response(event.transaction, make_response(request, 200, to_tag="t1"), 0.1)
+    assert layer.receive_request(request, 0.5, reliable=False) is Disposition.MATCHED
+    assert len(layer) == 1
+
+
+def test_dblreq_creates_exactly_one_transaction() -> None:
+    layer = TransactionLayer()
+    request = _request(read_4475("dblreq.dat"))
+    assert layer.receive_request(request, 0.0, reliable=False) is Disposition.NEW_TRANSACTION
+    assert len(layer) == 1
+    assert [type(e) for e in layer.next_events()] == [RequestReceived]
