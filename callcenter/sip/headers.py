@@ -135,16 +135,17 @@ def split_list(value: str, max_values: int = 128) -> list[str]:
 class Headers:
     """Ordered header fields; lookups are case-insensitive and understand compact forms.
 
-    Each field keeps the name as received, so serialisation reproduces the peer's spelling.
+    Each field keeps the name as received, so serialisation reproduces the peer's spelling,
+    next to its lookup key, computed once when the field is added.
     """
 
     __slots__ = ("_fields",)
 
     def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
-        self._fields: list[tuple[str, str]] = list(fields)
+        self._fields: list[tuple[str, str, str]] = [(normalize_name(n), n, v) for n, v in fields]
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._fields)
+        return ((n, v) for _, n, v in self._fields)
 
     def __len__(self) -> int:
         return len(self._fields)
@@ -153,31 +154,39 @@ class Headers:
         if not isinstance(name, str):
             return False
         key = normalize_name(name)
-        return any(normalize_name(n) == key for n, _ in self._fields)
+        return any(k == key for k, _, _ in self._fields)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
             return NotImplemented
-        return [(normalize_name(n), v) for n, v in self._fields] == [
-            (normalize_name(n), v) for n, v in other._fields
-        ]
+        return [(k, v) for k, _, v in self._fields] == [(k, v) for k, _, v in other._fields]
 
     def __repr__(self) -> str:
-        return f"Headers({self._fields!r})"
+        return f"Headers({list(self)!r})"
 
     def copy(self) -> Headers:
-        return Headers(self._fields)
+        copied = Headers()
+        copied._fields = list(self._fields)
+        return copied
+
+    def entries(self) -> Iterator[tuple[str, str, str]]:
+        """(lookup key, name as written, value) of every field, in order."""
+        return iter(self._fields)
+
+    def lookup_keys(self) -> list[str]:
+        """The lookup key of every field, in order (compact forms expanded, lower case)."""
+        return [k for k, _, _ in self._fields]
 
     def fields(self, name: str) -> list[str]:
         """Every field value of `name`, one entry per header line."""
         key = normalize_name(name)
-        return [v for n, v in self._fields if normalize_name(n) == key]
+        return [v for k, _, v in self._fields if k == key]
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first field value of `name`."""
         key = normalize_name(name)
-        for n, v in self._fields:
-            if normalize_name(n) == key:
+        for k, _, v in self._fields:
+            if k == key:
                 return v
         return default
 
@@ -191,38 +200,38 @@ class Headers:
         return out
 
     def add(self, name: str, value: str) -> None:
-        self._fields.append((name, value))
+        self._fields.append((normalize_name(name), name, value))
 
     def prepend(self, name: str, value: str) -> None:
-        self._fields.insert(0, (name, value))
+        self._fields.insert(0, (normalize_name(name), name, value))
 
     def remove(self, name: str) -> None:
         key = normalize_name(name)
-        self._fields = [(n, v) for n, v in self._fields if normalize_name(n) != key]
+        self._fields = [f for f in self._fields if f[0] != key]
 
     def replace_first_value(self, name: str, value: str) -> None:
         """Replace the first value of a list header (e.g. the top Via), leaving every other
         value and field line as it was. Adds the field if there is none."""
         key = normalize_name(name)
-        for i, (n, v) in enumerate(self._fields):
-            if normalize_name(n) == key:
+        for i, (k, n, v) in enumerate(self._fields):
+            if k == key:
                 rest = split_list(v)[1:]
-                self._fields[i] = (n, ", ".join([value, *rest]))
+                self._fields[i] = (k, n, ", ".join([value, *rest]))
                 return
-        self._fields.append((name, value))
+        self.add(name, value)
 
     def set(self, name: str, value: str) -> None:
         """Replace all fields of `name` by one, kept at the position of the first."""
         key = normalize_name(name)
-        out: list[tuple[str, str]] = []
+        out: list[tuple[str, str, str]] = []
         placed = False
-        for n, v in self._fields:
-            if normalize_name(n) == key:
+        for k, n, v in self._fields:
+            if k == key:
                 if not placed:
-                    out.append((n, value))
+                    out.append((k, n, value))
                     placed = True
             else:
-                out.append((n, v))
+                out.append((k, n, v))
         if not placed:
-            out.append((name, value))
+            out.append((key, name, value))
         self._fields = out

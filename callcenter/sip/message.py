@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from .address import ContactStar, NameAddr, parse_contact, parse_name_addr
 from .errors import SipParseError
-from .headers import Headers, normalize_name
+from .headers import Headers
 from .status import reason_phrase
 from .uri import Uri
 from .via import Via, parse_via
@@ -118,8 +118,8 @@ class _Message:
     def _serialize(self, start_line: str) -> bytes:
         lines = [start_line]
         has_length = False
-        for name, value in self.headers:
-            if normalize_name(name) == "content-length":
+        for key, name, value in self.headers.entries():
+            if key == "content-length":
                 if has_length:
                     continue
                 has_length = True
@@ -195,8 +195,7 @@ def make_response(
     only when asked, for dialog-creating responses (§12.1.1).
     """
     headers = Headers()
-    for name, value in request.headers:
-        key = normalize_name(name)
+    for key, name, value in request.headers.entries():
         if key in _COPIED or (record_route and key == "record-route"):
             headers.add(name, value)
         elif key == "to":

@@ -131,8 +131,7 @@ def _check_version(version: str) -> None:
 def _validate(headers: Headers, method: str | None, limits: Limits) -> None:
     """Check what transactions and dialogs rely on, so typed accessors never fail later."""
     counts: dict[str, int] = {}
-    for name, _ in headers:
-        key = normalize_name(name)
+    for key in headers.lookup_keys():
         counts[key] = counts.get(key, 0) + 1
     for key in _SINGLE:
         if counts.get(key, 0) == 0:
