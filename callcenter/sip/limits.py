@@ -19,3 +19,14 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+
+def parse_decimal(text: str, max_digits: int = 10) -> int | None:
+    """`text` as an integer when it is 1 to `max_digits` ASCII digits, else None.
+
+    Bounding the length before int() keeps the cost constant and inside Python's limit on
+    integer-string conversion (4,300 digits), which would otherwise raise ValueError.
+    """
+    if not text or len(text) > max_digits or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .address import ContactStar, NameAddr, parse_contact, parse_name_addr
-from .errors import SipParseError
+from .errors import LocalProtocolError, SipParseError
 from .headers import Headers
 from .status import reason_phrase
 from .uri import Uri
@@ -41,6 +41,13 @@ def parse_cseq(text: str, max_cseq: int = 2**31 - 1) -> CSeq:
     if seq > max_cseq:
         raise SipParseError("CSeq number out of range")
     return CSeq(seq, method)
+
+
+def _check_line(text: str) -> None:
+    """Refuse CR and LF in anything we write: a value from a user, the CRM or a peer (a
+    display name, a reason phrase) must never become a header line of its own."""
+    if "\r" in text or "\n" in text:
+        raise LocalProtocolError(f"CR or LF in a SIP line: {text[:40]!r}")
 
 
 class _Message:
@@ -116,6 +123,7 @@ class _Message:
             self.headers.set("Content-Type", content_type)
 
     def _serialize(self, start_line: str) -> bytes:
+        _check_line(start_line)
         lines = [start_line]
         has_length = False
         for key, name, value in self.headers.entries():
@@ -124,6 +132,8 @@ class _Message:
                     continue
                 has_length = True
                 value = str(len(self.body))
+            _check_line(name)
+            _check_line(value)
             lines.append(f"{name}: {value}")
         if not has_length:
             lines.append(f"Content-Length: {len(self.body)}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from .address import parse_contact, parse_name_addr
 from .errors import MessageTooLarge, SipParseError, VersionNotSupported
 from .headers import Headers, is_token, normalize_name
-from .limits import DEFAULT_LIMITS, Limits
+from .limits import DEFAULT_LIMITS, Limits, parse_decimal
 from .message import SIP_VERSION, Message, Request, Response, parse_cseq
 from .status import reason_phrase
 from .uri import SipUri, parse_uri
@@ -63,6 +63,11 @@ def _unfold(lines: list[bytes], is_response: bool) -> Headers:
     fields: list[list[str]] = []
     problem: str | None = None
     for raw in lines:
+        if b"\r" in raw:
+            # A bare CR is a line end to some stacks (pjsip): refusing it keeps a caller
+            # from smuggling header lines through values we echo or relay.
+            problem = problem or "bare CR inside a header line"
+            continue
         line = raw.decode("utf-8", "surrogateescape")
         if line[0] in " \t":
             if not fields:
@@ -117,14 +122,17 @@ def _check_version(version: str) -> None:
     """SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT, compared case-insensitively."""
     proto, slash, number = version.partition("/")
     major, dot, minor = number.partition(".")
+    major_number = parse_decimal(major)
+    minor_number = parse_decimal(minor)
     if (
         proto.upper() != "SIP"
         or not slash
         or not dot
-        or not (major.isascii() and major.isdigit() and minor.isascii() and minor.isdigit())
+        or major_number is None
+        or minor_number is None
     ):
         raise SipParseError(f"bad SIP-Version {version[:16]!r}")
-    if int(major) != 2 or int(minor) != 0:
+    if major_number != 2 or minor_number != 0:
         raise VersionNotSupported(f"SIP-Version {version[:16]} not supported")
 
 
@@ -160,10 +168,11 @@ def _validate(headers: Headers, method: str | None, limits: Limits) -> None:
         for value in headers.values(key, limits.max_values_per_header):
             parse_name_addr(value, max_params=limits.max_params)
     max_forwards = headers.get("max-forwards")
-    if max_forwards is not None and not (
-        max_forwards.isascii() and max_forwards.isdigit() and int(max_forwards) <= 255
-    ):
-        raise SipParseError("bad Max-Forwards")
+    if max_forwards is not None:
+        # Leading zeros are legal (wsinv's "0068"), so bound the digits, not the width.
+        hops = parse_decimal(max_forwards)
+        if hops is None or hops > 255:
+            raise SipParseError("bad Max-Forwards")
 
 
 def content_length(headers: Headers) -> int | None:
@@ -186,6 +195,10 @@ def parse_head(
     """Build a message without its body from the start line and header lines."""
     if not lines:
         raise SipParseError("empty message", None)
+    if b"\r" in lines[0]:
+        raise SipParseError(
+            "bare CR in the start line", None if lines[0].startswith(b"SIP/") else 400
+        )
     try:
         start = lines[0].decode("utf-8", "surrogateescape")
         is_response, parts = _parse_start_line(start, limits)
@@ -259,17 +272,21 @@ def parse_message(
 _ECHOED = ("via", "from", "to", "call-id", "cseq")
 
 
-def error_response(error: SipParseError) -> Response | None:
+def error_response(error: SipParseError, *, to_tag: str | None = None) -> Response | None:
     """A stateless response to a request we could not parse (RFC 3261 §8.2, §16.3 step 1).
 
-    The fields a client needs to match the response are copied verbatim; without a Via and a
-    CSeq there is nowhere to send it and nothing to match, so the request is dropped.
+    The fields a client needs to match the response are copied verbatim, and `to_tag` is added
+    to a To without one (§8.2.6.2); without a Via and a CSeq there is nowhere to send it and
+    nothing to match, so the request is dropped.
     """
     if error.status is None or not error.fields:
         return None
     headers = Headers()
     for name, value in error.fields:
-        if normalize_name(name) in _ECHOED:
+        key = normalize_name(name)
+        if key == "to" and to_tag is not None and ";tag=" not in value.replace(" ", "").lower():
+            value = f"{value};tag={to_tag}"
+        if key in _ECHOED:
             headers.add(name, value)
     if "via" not in headers or "cseq" not in headers:
         return None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from .errors import SipParseError
 from .headers import is_token
+from .limits import parse_decimal
 from .params import Params, format_params, get_param, has_param, parse_params, set_param
 from .uri import parse_hostport
 
@@ -107,11 +108,12 @@ def parse_via(text: str, *, max_params: int = 64) -> Via:
 def _check_params(params: Params) -> None:
     for key, value in params:
         if key == "rport" and value is not None:
-            if not value.isascii() or not value.isdigit() or not 0 < int(value) <= 65535:
+            port = parse_decimal(value, 5)
+            if port is None or not 0 < port <= 65535:
                 raise SipParseError("bad Via rport")
         elif key in ("branch", "received", "maddr") and not value:
             raise SipParseError(f"Via {key} without value")
-        elif key == "ttl" and (
-            value is None or not value.isascii() or not value.isdigit() or int(value) > 255
-        ):
-            raise SipParseError("bad Via ttl")
+        elif key == "ttl":
+            ttl = None if value is None else parse_decimal(value, 3)
+            if ttl is None or ttl > 255:
+                raise SipParseError("bad Via ttl")

@@ -6,6 +6,7 @@ import pytest
 
 from callcenter.sip import (
     Limits,
+    LocalProtocolError,
     MessageTooLarge,
     NameAddr,
     Request,
@@ -278,3 +279,64 @@ def test_replace_first_value_touches_only_the_top_via() -> None:
     assert after[0] == "SIP/2.0/UDP us;branch=z9hG4bKnew"
     assert after[1:] == before[1:]
     assert [v.branch for v in request.vias] == ["z9hG4bKnew", "z9hG4bKp1", None]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b";rport", b";rport=" + b"9" * 5000),
+        (b";rport", b";ttl=" + b"9" * 5000),
+        (b"Max-Forwards: 70", b"Max-Forwards: " + b"9" * 5000),
+        (b"SIP/2.0\r\nVia", b"SIP/" + b"2" * 5000 + b".0\r\nVia"),
+        (b"Content-Length: 4", b"Content-Length: " + b"4" * 5000),
+        (b"CSeq: 314159", b"CSeq: " + b"1" * 5000),
+    ],
+)
+def test_numbers_past_pythons_int_limit_are_parse_errors(old: bytes, new: bytes) -> None:
+    # int() refuses strings over 4,300 digits with ValueError; lengths are bounded first.
+    assert _status(INVITE.replace(old, new, 1)) == 400
+
+
+def test_wsinv_style_leading_zeros_still_parse() -> None:
+    assert (
+        _request(INVITE.replace(b"Max-Forwards: 70", b"Max-Forwards: 0000000068")).max_forwards
+        == 68
+    )
+
+
+def test_nothing_we_write_can_carry_cr_or_lf() -> None:
+    request = _request()
+    with pytest.raises(LocalProtocolError):
+        bytes(make_response(request, 486, "Busy\r\nContact: <sip:evil@attacker>"))
+    spoofed = make_response(request, 200)
+    spoofed.headers.add("P-Asserted-Identity", '"ACME\nP-Asserted-Identity: <sip:911@x>" <sip:a@b>')
+    with pytest.raises(LocalProtocolError):
+        bytes(spoofed)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        INVITE.replace(b"Call-ID: a84b4c76e66710", b"Call-ID: abc\rVia:SIP/2.0/UDP"),
+        INVITE.replace(b'To: "Bob"', b'To: "Bob\rX-Injected: 1"'),
+        INVITE.replace(b"INVITE sip:bob@example.com", b"INVITE sip:bob@example.com\rX"),
+    ],
+)
+def test_bare_cr_inside_a_line_is_refused(data: bytes) -> None:
+    # pjsip treats a bare CR as a line end: accepting and echoing it would inject headers there.
+    assert _status(data) == 400
+
+
+def test_stateless_error_response_gets_a_to_tag() -> None:
+    with pytest.raises(SipParseError) as info:
+        parse_message(INVITE.replace(b"Max-Forwards: 70", b"Max-Forwards: 999"))
+    response = error_response(info.value, to_tag="s1")
+    assert response is not None and response.status == 400
+    assert response.to_tag == "s1"
+    tagged = INVITE.replace(b"Max-Forwards: 70", b"Max-Forwards: 999").replace(
+        b'"Bob" <sip:bob@example.com>', b'"Bob" <sip:bob@example.com>;tag=peer'
+    )
+    with pytest.raises(SipParseError) as again:
+        parse_message(tagged)
+    kept = error_response(again.value, to_tag="s1")
+    assert kept is not None and kept.to_tag == "peer"
