@@ -52,14 +52,33 @@ def _declared_length(head: bytes) -> int:
     return 0 if found is None else found
 
 
-class StreamFramer:
-    """Feed bytes as they arrive; take out whole messages."""
+def _head_end(buf: bytearray, start: int, stop: int) -> int | None:
+    """Offset of the body: just past the empty line that ends the header section.
 
-    __slots__ = ("_buffer", "_limits")
+    The same rule as the parser's `split_head`: an empty line is a line feed followed by an
+    optional CR and a line feed, so CRLF and bare-LF peers are framed alike.
+    """
+    crlf = buf.find(b"\n\r\n", start, stop)
+    lf = buf.find(b"\n\n", start, stop)
+    if lf >= 0 and (crlf < 0 or lf < crlf):
+        return lf + 2
+    return crlf + 3 if crlf >= 0 else None
+
+
+class StreamFramer:
+    """Feed bytes as they arrive; take out whole messages.
+
+    Work is linear in the bytes fed: the search for the end of the header section resumes
+    where the previous one stopped, and a frame's length is computed once.
+    """
+
+    __slots__ = ("_buffer", "_frame", "_limits", "_scanned")
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self._buffer = bytearray()
         self._limits = limits
+        self._scanned = 0  # bytes of the buffer known to hold no end of headers
+        self._frame: int | None = None  # length of the message at the front, once known
 
     @property
     def pending(self) -> int:
@@ -67,40 +86,51 @@ class StreamFramer:
         return len(self._buffer)
 
     def feed(self, data: bytes) -> list[Framed]:
+        """Take out every complete message; raise SipParseError (the transport must close)
+        when the stream cannot be framed or an incomplete message outgrows the limit."""
         self._buffer += data
-        if len(self._buffer) > 2 * self._limits.max_message_size:
-            raise MessageTooLarge("stream buffer over limit")
         out: list[Framed] = []
         while True:
             item = self._next()
             if item is None:
-                return out
+                break
             out.append(item)
+        # One read may carry many whole messages; only the incomplete rest is bounded.
+        if len(self._buffer) > self._limits.max_message_size:
+            raise MessageTooLarge("incomplete message over limit")
+        return out
 
     def _next(self) -> Framed | None:
         buf = self._buffer
-        if buf.startswith(b"\r\n\r\n"):
-            del buf[:4]
-            return KeepAliveReceived()
-        # A lone CRLF is a pong or stray line ending between messages (§7.5: ignore).
-        while buf.startswith(b"\r\n") and len(buf) >= 4:
-            del buf[:2]
-        if len(buf) < 4:
+        if self._frame is None:
+            if buf.startswith(b"\r\n\r\n"):
+                del buf[:4]
+                return KeepAliveReceived()
+            # A lone CRLF is a pong or a stray line ending between messages (§7.5: ignore).
+            while buf.startswith(b"\r\n") and len(buf) >= 4 and not buf.startswith(b"\r\n\r\n"):
+                del buf[:2]
+                self._scanned = 0
+            if buf.startswith(b"\r\n\r\n"):
+                return self._next()
+            if len(buf) < 4:
+                return None
+            limit = self._limits.max_message_size
+            body_at = _head_end(buf, max(0, self._scanned - 2), limit + 3)
+            if body_at is None:
+                self._scanned = len(buf)
+                if len(buf) > limit:
+                    raise MessageTooLarge("header section over limit")
+                return None
+            length = _declared_length(bytes(buf[:body_at]))
+            if body_at + length > limit:
+                raise MessageTooLarge("message over limit")
+            self._frame = body_at + length
+        if len(buf) < self._frame:
             return None
-        limit = self._limits.max_message_size
-        end = buf.find(b"\r\n\r\n", 0, limit + 4)
-        if end < 0:
-            if len(buf) > limit:
-                raise MessageTooLarge("header section over limit")
-            return None
-        body_at = end + 4
-        length = _declared_length(bytes(buf[:end]))
-        if body_at + length > limit:
-            raise MessageTooLarge("message over limit")
-        if len(buf) < body_at + length:
-            return None
-        frame = bytes(buf[: body_at + length])
-        del buf[: body_at + length]
+        frame = bytes(buf[: self._frame])
+        del buf[: self._frame]
+        self._frame = None
+        self._scanned = 0
         try:
             return parse_message(frame, limits=self._limits, datagram=False)
         except SipParseError as exc:
