@@ -51,6 +51,16 @@ class UasPolicy:
         return ", ".join(self.allowed_methods)
 
 
+def _optional_body(request: Request) -> bool:
+    """Content-Disposition `handling=optional` (§20.11): a body we may ignore, such as the
+    ISUP a SIP-I/SIP-T carrier attaches to a BYE, never earns a 415 (§8.2.3)."""
+    disposition = request.headers.get("content-disposition")
+    if disposition is None:
+        return False
+    params = disposition.lower().replace(" ", "").replace("\t", "").split(";")[1:]
+    return "handling=optional" in params
+
+
 def check_request(
     request: Request, policy: UasPolicy, *, to_tag: str | None = None
 ) -> Response | None:
@@ -78,7 +88,7 @@ def check_request(
             response = make_response(request, 420, to_tag=to_tag)
             response.headers.add("Unsupported", ", ".join(unsupported))
             return response
-    if request.body:
+    if request.body and not _optional_body(request):
         content_type = request.content_type
         encodings = [e.lower() for e in request.option_tags("content-encoding")]
         if content_type not in policy.content_types or any(

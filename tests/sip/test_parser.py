@@ -22,6 +22,7 @@ from callcenter.sip import (
 )
 from callcenter.sip.headers import split_list
 from callcenter.sip.parser import error_response
+from callcenter.sip.uas import UasPolicy, check_request
 from callcenter.sip.uri import AbsoluteUri
 
 INVITE = (
@@ -340,3 +341,14 @@ def test_stateless_error_response_gets_a_to_tag() -> None:
         parse_message(tagged)
     kept = error_response(again.value, to_tag="s1")
     assert kept is not None and kept.to_tag == "peer"
+
+
+def test_optional_body_is_not_a_415() -> None:
+    bye = INVITE.replace(b"INVITE sip", b"BYE sip").replace(b"314159 INVITE", b"314160 BYE")
+    isup = bye.replace(b"Content-Type: application/sdp", b"Content-Type: application/isup")
+    assert check_request(_request(isup), UasPolicy()).status == 415  # type: ignore[union-attr]
+    optional = isup.replace(
+        b"Content-Type: application/isup",
+        b"Content-Type: application/isup\r\nContent-Disposition: signal; handling=optional",
+    )
+    assert check_request(_request(optional), UasPolicy()) is None
