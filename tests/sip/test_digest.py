@@ -457,7 +457,10 @@ def test_full_loop(algorithm: str) -> None:
     assert result is VerifyResult.OK
     ha1 = compute_ha1("1001", REALM, "s3cret", algorithm)
     server2 = DigestServer(SECRET, REALM, config)  # fresh replay cache
-    assert server2.verify(creds, method="REGISTER", now=T0 + 2, ha1=ha1) is VerifyResult.OK
+    assert (
+        server2.verify(creds, request_uri=None, method="REGISTER", now=T0 + 2, ha1=ha1)
+        is VerifyResult.OK
+    )
 
 
 def test_default_challenges_offer_sha256_then_md5() -> None:
@@ -477,21 +480,21 @@ def test_stale_nonce_after_expiry() -> None:
     server = DigestServer(SECRET, REALM, DigestConfig(nonce_lifetime=300))
     creds = _loop(server, server.challenge(T0))
     late = T0 + 301
-    assert server.verify(creds, method="REGISTER", now=late, password="s3cret") is (
-        VerifyResult.STALE
-    )
+    assert server.verify(
+        creds, request_uri=None, method="REGISTER", now=late, password="s3cret"
+    ) is (VerifyResult.STALE)
     assert VerifyResult.STALE.stale
     # A wrong password on an old nonce is not stale: the client must not retry silently.
-    assert server.verify(creds, method="REGISTER", now=late, password="nope") is (
+    assert server.verify(creds, request_uri=None, method="REGISTER", now=late, password="nope") is (
         VerifyResult.BAD_RESPONSE
     )
     fresh = server.challenge(late, stale=True)
     assert all(c.stale for c in fresh)
     assert "stale=true" in fresh[0].to_header_value()
     again = _loop(server, fresh)
-    assert server.verify(again, method="REGISTER", now=late + 1, password="s3cret") is (
-        VerifyResult.OK
-    )
+    assert server.verify(
+        again, request_uri=None, method="REGISTER", now=late + 1, password="s3cret"
+    ) is (VerifyResult.OK)
 
 
 def test_tampered_or_foreign_nonces_are_rejected() -> None:
@@ -506,9 +509,9 @@ def test_tampered_or_foreign_nonces_are_rejected() -> None:
         # The attacker may even answer correctly for the nonce they forged.
         ch = Challenge(realm=REALM, nonce=bad, algorithm="SHA-256", qop=("auth",))
         creds = _loop(server, (ch,))
-        assert server.verify(creds, method="REGISTER", now=T0, password="s3cret") is (
-            VerifyResult.BAD_NONCE
-        )
+        assert server.verify(
+            creds, request_uri=None, method="REGISTER", now=T0, password="s3cret"
+        ) is (VerifyResult.BAD_NONCE)
 
 
 def test_unknown_user_and_wrong_password_look_alike(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -522,15 +525,18 @@ def test_unknown_user_and_wrong_password_look_alike(monkeypatch: pytest.MonkeyPa
         return real_h(algorithm, data)
 
     monkeypatch.setattr(digest_server, "_h", counting_h)
-    wrong = server.verify(creds, method="REGISTER", now=T0, password="wrong")
+    wrong = server.verify(creds, request_uri=None, method="REGISTER", now=T0, password="wrong")
     wrong_calls = len(calls)
     calls.clear()
-    unknown = server.verify(creds, method="REGISTER", now=T0)
+    unknown = server.verify(creds, request_uri=None, method="REGISTER", now=T0)
     assert wrong is unknown is VerifyResult.BAD_RESPONSE
     assert len(calls) == wrong_calls  # the dummy digest does the same hashing
     # ...and an unknown user cannot log in with the throwaway password.
     empty = _loop(server, server.challenge(T0), password="")
-    assert server.verify(empty, method="REGISTER", now=T0) is VerifyResult.BAD_RESPONSE
+    assert (
+        server.verify(empty, request_uri=None, method="REGISTER", now=T0)
+        is VerifyResult.BAD_RESPONSE
+    )
 
 
 def test_replayed_nc_is_refused_and_cache_is_bounded() -> None:
@@ -542,16 +548,25 @@ def test_replayed_nc_is_refused_and_cache_is_bounded() -> None:
     second = client.answer(ch, method="INVITE", uri="sip:x@pbx", host=REALM, cnonce="c2")
     assert first is not None and second is not None
     assert (first.nc, second.nc) == (1, 2)
-    assert server.verify(first, method="INVITE", now=T0, password="pw") is VerifyResult.OK
-    replay = server.verify(first, method="INVITE", now=T0, password="pw")
+    assert (
+        server.verify(first, request_uri=None, method="INVITE", now=T0, password="pw")
+        is VerifyResult.OK
+    )
+    replay = server.verify(first, request_uri=None, method="INVITE", now=T0, password="pw")
     assert replay is VerifyResult.REPLAY and replay.stale
-    assert server.verify(second, method="INVITE", now=T0, password="pw") is VerifyResult.OK
+    assert (
+        server.verify(second, request_uri=None, method="INVITE", now=T0, password="pw")
+        is VerifyResult.OK
+    )
     for n in range(3):
         other = client.answer(
             server.challenge(T0 + n), method="INVITE", uri="sip:x@pbx", host=REALM, cnonce="c"
         )
         assert other is not None and other.nc == 1
-        assert server.verify(other, method="INVITE", now=T0, password="pw") is VerifyResult.OK
+        assert (
+            server.verify(other, request_uri=None, method="INVITE", now=T0, password="pw")
+            is VerifyResult.OK
+        )
     assert len(server._nc_seen) == 2
 
 
@@ -560,36 +575,39 @@ def test_forged_nc_does_not_lock_the_user_out() -> None:
     ch = server.challenge(T0)[:1]
     creds = _loop(server, ch)
     forged = replace(creds, response="0" * 64, nc=0xFFFFFFFF)
-    assert server.verify(forged, method="REGISTER", now=T0, password="s3cret") is (
-        VerifyResult.BAD_RESPONSE
+    assert server.verify(
+        forged, request_uri=None, method="REGISTER", now=T0, password="s3cret"
+    ) is (VerifyResult.BAD_RESPONSE)
+    assert (
+        server.verify(creds, request_uri=None, method="REGISTER", now=T0, password="s3cret")
+        is VerifyResult.OK
     )
-    assert server.verify(creds, method="REGISTER", now=T0, password="s3cret") is VerifyResult.OK
 
 
 def test_other_verification_failures() -> None:
     server = DigestServer(SECRET, REALM, DigestConfig(algorithms=("SHA-256",)))
     creds = _loop(server, server.challenge(T0))
     foreign = DigestServer(SECRET, "other.example.com")
-    assert foreign.verify(creds, method="REGISTER", now=T0, password="s3cret") is (
-        VerifyResult.UNKNOWN_REALM
-    )
+    assert foreign.verify(
+        creds, request_uri=None, method="REGISTER", now=T0, password="s3cret"
+    ) is (VerifyResult.UNKNOWN_REALM)
     assert server.verify(
         creds, method="REGISTER", now=T0, password="s3cret", request_uri="sip:x"
     ) is (VerifyResult.URI_MISMATCH)
-    assert server.verify(creds, method="INVITE", now=T0, password="s3cret") is (
+    assert server.verify(creds, request_uri=None, method="INVITE", now=T0, password="s3cret") is (
         VerifyResult.BAD_RESPONSE
     )
     md5 = Challenge(realm=REALM, nonce=creds.nonce, algorithm="MD5", qop=("auth",))
     md5_creds = _loop(server, (md5,))  # an algorithm this server does not offer
-    assert server.verify(md5_creds, method="REGISTER", now=T0, password="s3cret") is (
-        VerifyResult.BAD_RESPONSE
-    )
+    assert server.verify(
+        md5_creds, request_uri=None, method="REGISTER", now=T0, password="s3cret"
+    ) is (VerifyResult.BAD_RESPONSE)
     hashed_user = replace(creds, userhash=True)  # RFC 7616 userhash: never offered, so refused
-    assert server.verify(hashed_user, method="REGISTER", now=T0, password="s3cret") is (
-        VerifyResult.BAD_RESPONSE
-    )
+    assert server.verify(
+        hashed_user, request_uri=None, method="REGISTER", now=T0, password="s3cret"
+    ) is (VerifyResult.BAD_RESPONSE)
     with pytest.raises(ValueError):
-        server.verify(creds, method="REGISTER", now=T0, password="a", ha1="b")
+        server.verify(creds, request_uri=None, method="REGISTER", now=T0, password="a", ha1="b")
 
 
 def test_rfc2069_answers_follow_the_config() -> None:
@@ -598,8 +616,11 @@ def test_rfc2069_answers_follow_the_config() -> None:
     ch = Challenge(realm=REALM, nonce=lenient.make_nonce(T0), algorithm="MD5")
     creds = _loop(lenient, (ch,))
     assert creds.qop is None and creds.nc is None and creds.cnonce is None
-    assert lenient.verify(creds, method="REGISTER", now=T0, password="s3cret") is VerifyResult.OK
-    assert strict.verify(creds, method="REGISTER", now=T0, password="s3cret") is (
+    assert (
+        lenient.verify(creds, request_uri=None, method="REGISTER", now=T0, password="s3cret")
+        is VerifyResult.OK
+    )
+    assert strict.verify(creds, request_uri=None, method="REGISTER", now=T0, password="s3cret") is (
         VerifyResult.BAD_RESPONSE
     )
 
@@ -668,3 +689,29 @@ def test_cnonce_and_config_validation() -> None:
         DigestConfig(qop=(), allow_rfc2069=False)
     with pytest.raises(LocalProtocolError):
         compute_ha1("u", "r", "p", "SHA-512")
+
+
+def test_a_sniffed_answer_without_qop_is_good_once() -> None:
+    # pyVoIP ignores qop; its RFC 2069 answer has no nc, so it may not be replayed.
+    server = DigestServer(SECRET, REALM, DigestConfig(qop=()))
+    creds = _loop(server, server.challenge(T0), method="INVITE")
+    assert creds.qop is None and creds.nc is None
+    first = server.verify(creds, method="INVITE", request_uri=None, now=T0 + 1, password="s3cret")
+    replay = server.verify(
+        creds, method="INVITE", request_uri=None, now=T0 + 240, password="s3cret"
+    )
+    assert first is VerifyResult.OK
+    assert replay is VerifyResult.REPLAY and replay.stale
+
+
+def test_request_uri_binds_the_answer() -> None:
+    server = DigestServer(SECRET, REALM)
+    creds = _loop(server, server.challenge(T0), method="INVITE")
+    other = server.verify(
+        creds, method="INVITE", request_uri="sip:900@pbx.example.com", now=T0, password="s3cret"
+    )
+    assert other is VerifyResult.URI_MISMATCH
+    same = server.verify(
+        creds, method="INVITE", request_uri="sip:pbx.example.com", now=T0, password="s3cret"
+    )
+    assert same is VerifyResult.OK

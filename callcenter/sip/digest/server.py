@@ -161,16 +161,21 @@ class DigestServer:
         *,
         method: str,
         now: float,
+        request_uri: str | None,
         password: str | None = None,
         ha1: str | None = None,
-        request_uri: str | None = None,
     ) -> VerifyResult:
         """Check `credentials` of a `method` request.
 
         Pass the user's `password`, or `ha1` = compute_ha1(..., credentials.algorithm) when
         storing hashes; neither means an unknown user, which costs the same work and gets the
-        same answer as a wrong password. `request_uri`, if given, must equal the digest uri
-        exactly (RFC 3261 §22.4 lets proxies rewrite, so only a UAS should pass it)."""
+        same answer as a wrong password.
+
+        `request_uri` is required so that no caller forgets it: a UAS passes the Request-URI,
+        which must equal the digest uri exactly, binding the answer to the request. None skips
+        the check; only for a peer known to send another uri (pyVoIP), or behind proxies that
+        rewrite it (RFC 3261 §22.4). Answers without qop (RFC 2069) carry no nonce count, so
+        each is accepted once per (username, nonce): a sniffed answer cannot be replayed."""
         if password is not None and ha1 is not None:
             raise ValueError("pass password or ha1, not both")
         c = credentials
@@ -201,12 +206,14 @@ class DigestServer:
             return VerifyResult.BAD_RESPONSE
         if abs(age) > config.nonce_lifetime:  # a clock stepped back: "future" nonces too
             return VerifyResult.STALE
-        if c.nc is not None and config.replay_cache_size:
+        if config.replay_cache_size:
             # Recorded only after the digest matched, so forged nc values cannot lock a user out.
+            # A qop-less answer counts as nc 1: it is good exactly once.
+            nc = 1 if c.nc is None else c.nc
             key = (c.username, c.nonce)
-            if c.nc <= self._nc_seen.get(key, 0):
+            if nc <= self._nc_seen.get(key, 0):
                 return VerifyResult.REPLAY
-            self._nc_seen[key] = c.nc
+            self._nc_seen[key] = nc
             self._nc_seen.move_to_end(key)
             if len(self._nc_seen) > config.replay_cache_size:
                 self._nc_seen.popitem(last=False)
