@@ -65,10 +65,8 @@ test: debian-test-packages install-test
 
 fuzz: install-test
 	$(BIN)/pip install -q -e '.[fuzz]'
-	rm -rf tests/fuzz/corpus && mkdir -p tests/fuzz/corpus
-	@# Seeds: torture files and real captures, each prefixed with the selector byte of every target.
-	@for f in ../shared/sip-torture/*.dat tests/data/sip/*.sip; do [ -f "$$f" ] || continue; \
-	  for s in 0 1 2; do { printf "\\$$(printf %o $$s)"; cat "$$f"; } > tests/fuzz/corpus/$$s-$$(basename $$f); done; done
+	rm -rf tests/fuzz/corpus
+	$(BIN)/python -m tests.fuzz.seed tests/fuzz/corpus
 	$(BIN)/python -m tests.fuzz.fuzz_sip -runs=$(FUZZ_RUNS) -timeout=5 -rss_limit_mb=2048 \
 	  -artifact_prefix=tests/fuzz/crashers/ tests/fuzz/corpus
 

@@ -1,4 +1,4 @@
-"""Coverage-guided fuzzing of the SIP parser, the stream framer and the SDP parser (atheris).
+"""Coverage-guided fuzzing of the SIP parser, the stream framer, SDP and digest headers (atheris).
 
 Run with `make fuzz` (1,000,000 inputs by default). An input is a finding when it raises
 anything but SipParseError, or when it takes longer than 100 ms to parse (re-timed three
@@ -15,6 +15,7 @@ import atheris
 
 with atheris.instrument_imports():
     from callcenter.sip import SipParseError, parse_message
+    from callcenter.sip.digest import parse_challenge, parse_credentials
     from callcenter.sip.framer import StreamFramer
     from callcenter.sip.sdp import parse_sdp
 
@@ -24,7 +25,7 @@ _slowest = [0.0]
 
 def run_one(data: bytes) -> None:
     """Feed one input to the target its first byte selects."""
-    selector, payload = (data[0] % 4, data[1:]) if data else (0, b"")
+    selector, payload = (data[0] % 5, data[1:]) if data else (0, b"")
     try:
         if selector in (0, 1):
             parse_message(payload, datagram=selector == 0)
@@ -33,8 +34,12 @@ def run_one(data: bytes) -> None:
             step = 1 + (len(payload) % 97)
             for i in range(0, len(payload), step):
                 framer.feed(payload[i : i + step])
-        else:
+        elif selector == 3:
             parse_sdp(payload)
+        else:
+            text = payload.decode("utf-8", "surrogateescape")
+            parse_credentials(text)
+            parse_challenge(text)
     except SipParseError:
         pass
 

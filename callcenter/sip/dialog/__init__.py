@@ -10,17 +10,7 @@ here), clocks and timers (timeouts arrive as calls; randomness is injected), soc
 offer/answer, computing credentials, or what a call means to the TU.
 """
 
-from .dialog import (
-    DIALOG_CREATING,
-    MAX_FORWARDS,
-    TARGET_REFRESH,
-    Dialog,
-    RandomFloat,
-    build_response,
-    creates_dialog,
-    glare_retry_after,
-    random_tag,
-)
+from .dialog import Dialog
 from .dialogs import Dialogs
 from .events import (
     Accepted,
@@ -37,6 +27,16 @@ from .events import (
     no_such_dialog,
 )
 from .routing import next_hop, request_uri_form, route_set_as_uac, route_set_as_uas
+from .rules import (
+    DIALOG_CREATING,
+    MAX_FORWARDS,
+    TARGET_REFRESH,
+    RandomFloat,
+    build_response,
+    creates_dialog,
+    glare_retry_after,
+    random_tag,
+)
 from .state import TRANSITIONS, DialogId, DialogInput, DialogState, Role, next_state
 
 __all__ = [

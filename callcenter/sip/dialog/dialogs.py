@@ -16,15 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from ..address import NameAddr
 from ..errors import LocalProtocolError, SipParseError
 from ..message import Request, Response
-from .dialog import (
-    DIALOG_CREATING,
-    Dialog,
-    RandomFloat,
-    build_response,
-    creates_dialog,
-    random_tag,
-    system_random,
-)
+from .dialog import Dialog
 from .events import (
     Accepted,
     DialogConfirmed,
@@ -36,6 +28,14 @@ from .events import (
     no_such_dialog,
 )
 from .routing import initial_remote_target, route_set_as_uas
+from .rules import (
+    DIALOG_CREATING,
+    RandomFloat,
+    build_response,
+    creates_dialog,
+    random_tag,
+    system_random,
+)
 from .state import DialogId, DialogState, Role
 
 
