@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter import __version__
 from callcenter.db.session import create_engine
+from callcenter.engine.sip_endpoint import EndpointConfig, SipEndpoint
 from callcenter.settings import Settings
 
 log = logging.getLogger("callcenter")
@@ -63,19 +64,16 @@ class Service(Protocol):
 
 # Summary lines for the parts that do not exist yet; each goes when its component is plugged
 # into `build_services`.
-NOT_BUILT = (
-    "SIP: no listener yet (engine not built)",
-    "HTTP: no listener yet (web app not built)",
-)
+NOT_BUILT = ("HTTP: no listener yet (web app not built)",)
 
 
 def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
     """The components `serve` runs, in start order (stopped in reverse).
 
-    The SIP engine (callcenter.engine) and then the web app (callcenter.web, given
-    `create_sessionmaker(engine)`) are added here when they are built.
+    The web app (callcenter.web, given `create_sessionmaker(engine)`) is added here when it
+    is built.
     """
-    return []
+    return [SipEndpoint(EndpointConfig(host=settings.sip_host, port=settings.sip_port))]
 
 
 # --- plumbing shared by the commands -------------------------------------------------------
@@ -262,17 +260,31 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "migrate", help="create or upgrade the database to the latest schema (Alembic head)"
     ).set_defaults(run=migrate)
-    commands.add_parser(
+    serve_parser = commands.add_parser(
         "serve", help="run the service until SIGINT or SIGTERM (the database must be migrated)"
-    ).set_defaults(run=serve)
+    )
+    serve_parser.set_defaults(run=serve)
+    # Flags override the CALLCENTER_* variables, so scripts can start isolated instances.
+    serve_parser.add_argument("--sip-host", help="SIP listen address (CALLCENTER_SIP_HOST)")
+    serve_parser.add_argument(
+        "--sip-port", type=int, help="SIP UDP+TCP port, 0 for any (CALLCENTER_SIP_PORT)"
+    )
+    serve_parser.add_argument(
+        "--data-dir", help="database, recordings and logs live here (CALLCENTER_DATA_DIR)"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    overrides = {
+        name: value
+        for name in ("sip_host", "sip_port", "data_dir")
+        if (value := getattr(args, name, None)) is not None
+    }
     try:
-        settings = Settings()
+        settings = Settings(**overrides)
     except pydantic.ValidationError as exc:
         print(f"callcenter: invalid configuration (CALLCENTER_* variables): {exc}", file=sys.stderr)
         return 2

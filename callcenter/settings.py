@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     # (postgresql+asyncpg://…) or a SQLite file elsewhere.
     database_url: str = ""
     recordings_dir: Path = Path("recordings")
+
+    # SIP: one UDP socket and one TCP listener on this address (port 0 picks a free one).
+    sip_host: str = "127.0.0.1"
+    sip_port: int = Field(default=5060, ge=0, le=65535)
 
     # Process.
     log_level: LogLevel = "INFO"

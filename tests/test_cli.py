@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from callcenter import __version__
-from callcenter.cli import main
+from callcenter.cli import build_parser, main
 
 STARTUP_TIMEOUT = 30.0
 
@@ -93,7 +95,8 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
         env |= {"CALLCENTER_DATA_DIR": str(data_dir), "CALLCENTER_LOG_LEVEL": "INFO"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "callcenter", "serve"],
+            # Port 0: the OS picks a free SIP port (never assume 5060 is free).
+            [sys.executable, "-m", "callcenter", "serve", "--sip-port", "0"],
             cwd=cwd,  # not the repo root: alembic.ini must be found from anywhere
             env=env,
             stdout=subprocess.PIPE,
@@ -160,8 +163,12 @@ def test_serve_runs_until_signalled(
     ready = server.wait_for("ready:")
     database = migrated / "callcenter.db"
     assert f"database: sqlite+aiosqlite:///{database} at revision 0001" in ready
-    assert "SIP: no listener yet (engine not built)" in ready
+    match = re.search(r"SIP: udp\+tcp 127\.0\.0\.1:(\d+)", ready)
+    assert match is not None, ready
+    port = int(match.group(1))
+    assert port != 0
     assert "HTTP: no listener yet" in ready
+    assert _options_status(port) == 200
 
     time.sleep(0.5)
     assert server.process.poll() is None, "serve exited on its own"
@@ -199,3 +206,25 @@ def test_serve_refuses_an_unmigrated_database(
     assert "not migrated" in output and "needs revision 0001" in output
     assert "callcenter migrate" in output
     assert "Traceback" not in output
+
+
+def _options_status(port: int) -> int:
+    """Ask the running service's SIP port with a real OPTIONS datagram."""
+    request = (
+        f"OPTIONS sip:pbx@127.0.0.1:{port} SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKcli1;rport\r\n"
+        "From: <sip:cli@127.0.0.1>;tag=1\r\nTo: <sip:pbx@127.0.0.1>\r\n"
+        "Call-ID: cli-options@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        udp.settimeout(STARTUP_TIMEOUT)
+        udp.sendto(request, ("127.0.0.1", port))
+        data, _ = udp.recvfrom(65536)
+    return int(data.split(b" ", 2)[1])
+
+
+def test_serve_flags_override_the_environment() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["serve", "--sip-host", "127.0.0.2", "--sip-port", "0"])
+    assert (args.sip_host, args.sip_port, args.data_dir) == ("127.0.0.2", 0, None)

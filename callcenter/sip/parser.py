@@ -192,21 +192,21 @@ def content_length(headers: Headers) -> int | None:
 def parse_head(
     lines: list[bytes], limits: Limits = DEFAULT_LIMITS
 ) -> tuple[Request | Response, Headers]:
-    """Build a message without its body from the start line and header lines."""
+    """Build a message without its body from the start line and header lines.
+
+    Every error carries the header fields read so far, a bad start line included (badvers
+    must still get its 505), so that a UAS can address its answer.
+    """
     if not lines:
         raise SipParseError("empty message", None)
-    if b"\r" in lines[0]:
-        raise SipParseError(
-            "bare CR in the start line", None if lines[0].startswith(b"SIP/") else 400
-        )
-    try:
-        start = lines[0].decode("utf-8", "surrogateescape")
-        is_response, parts = _parse_start_line(start, limits)
-    except UnicodeDecodeError as exc:  # pragma: no cover - surrogateescape never raises
-        raise SipParseError("undecodable start line") from exc
+    is_response = lines[0].startswith(b"SIP/")
     headers = Headers()
     try:
         headers = _unfold(lines[1:], is_response)
+        if b"\r" in lines[0]:
+            raise SipParseError("bare CR in the start line")
+        start = lines[0].decode("utf-8", "surrogateescape")
+        is_response, parts = _parse_start_line(start, limits)
         if is_response:
             _validate(headers, None, limits)
             return Response(int(parts[1]), parts[2], headers, b"", parts[0]), headers

@@ -1,0 +1,245 @@
+"""The SIP endpoint: the sans-IO core driven by the event loop over real transports.
+
+Owns the transaction layer's clock (`loop.time()` is the core's `now`, one timer handle for the
+next deadline), stamping received/rport on requests (RFC 3261 §18.2.1, RFC 3581), routing
+responses back (§18.2.2), stateless answers to unparsable requests, and the UAS behaviour that
+needs no call: §8.2 checks, 481 for in-dialog requests of unknown dialogs, OPTIONS, CANCEL of
+nothing. Must not know queues, agents, HTTP or the database; calls plug in as a handler.
+
+Until call handling is built, `Allow` says exactly what is served (OPTIONS), so an INVITE or a
+REGISTER gets an honest 405 rather than a pretence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from ..sip import (
+    DEFAULT_LIMITS,
+    Limits,
+    Request,
+    Response,
+    SipError,
+    SipParseError,
+    make_response,
+    parse_message,
+)
+from ..sip.dialog import Dialogs, Rejected, random_tag
+from ..sip.framer import Framed, KeepAliveReceived, MessageRejected
+from ..sip.parser import error_response
+from ..sip.transaction import (
+    DEFAULT_TIMERS,
+    AckReceived,
+    RequestReceived,
+    RequestRefused,
+    ServerTransactionKey,
+    TimerConfig,
+    TransactionLayer,
+    TransactionTerminated,
+    Transmission,
+)
+from ..sip.uas import UasPolicy, check_request
+from .transport import Peer, SipTransports
+
+log = logging.getLogger(__name__)
+
+SERVED_METHODS = ("OPTIONS", "ACK", "CANCEL")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndpointConfig:
+    host: str = "127.0.0.1"
+    port: int = 5060
+    user_agent: str = "callcenter"
+    limits: Limits = DEFAULT_LIMITS
+    timers: TimerConfig = DEFAULT_TIMERS
+    max_transactions: int = 10_000
+
+
+def stamp_via(request: Request, peer: Peer) -> None:
+    """§18.2.1 and RFC 3581: record where the request really came from in its top Via."""
+    via = request.top_via
+    host = via.host[1:-1] if via.host.startswith("[") else via.host
+    stamped = via
+    if via.wants_rport:
+        stamped = stamped.with_param("rport", str(peer.port)).with_param("received", peer.host)
+    elif host != peer.host:
+        stamped = stamped.with_param("received", peer.host)
+    if stamped is not via:
+        request.headers.replace_first_value("Via", str(stamped))
+
+
+def response_destination(response: Response, peer: Peer) -> Peer:
+    """§18.2.2: where a response goes. Streams reuse the connection; over UDP the address is
+    `received` (the source we stamped) and the port is rport, else the sent-by port."""
+    if peer.reliable:
+        return peer
+    via = response.top_via
+    received = via.received
+    host = received.strip("[]") if received else via.host.strip("[]")
+    port = via.rport or via.port or 5060
+    return Peer("UDP", host, port)
+
+
+class SipEndpoint:
+    """An owned component: `start()` binds UDP and TCP, `stop()` closes them and its timer."""
+
+    def __init__(self, config: EndpointConfig = EndpointConfig()) -> None:
+        self.config = config
+        self.policy = UasPolicy(allowed_methods=SERVED_METHODS)
+        self.transports = SipTransports(
+            config.host,
+            config.port,
+            on_datagram=self._on_datagram,
+            on_framed=self._on_framed,
+            limits=config.limits,
+        )
+        self.layer = TransactionLayer(
+            config=config.timers, max_transactions=config.max_transactions
+        )
+        self.dialogs = Dialogs()
+        self._peers: dict[ServerTransactionKey, Peer] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def port(self) -> int:
+        return self.transports.port
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self.transports.start()
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        await self.transports.stop()
+
+    def listening(self) -> str:
+        return self.transports.listening()
+
+    # --- input --------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    def _on_datagram(self, data: bytes, peer: Peer) -> None:
+        if not data.strip(b"\r\n"):
+            return  # a keep-alive (RFC 5626 §3.5.1 over UDP is STUN; CRLFs are just ignored)
+        try:
+            message = parse_message(data, limits=self.config.limits)
+        except SipParseError as exc:
+            self._reject_unparsable(exc, peer)
+            return
+        self._receive(message, peer)
+
+    def _on_framed(self, item: Framed, peer: Peer) -> None:
+        if isinstance(item, KeepAliveReceived):
+            self.transports.pong(peer)
+        elif isinstance(item, MessageRejected):
+            self._reject_unparsable(item.error, peer)
+        else:
+            self._receive(item, peer)
+
+    def _reject_unparsable(self, error: SipParseError, peer: Peer) -> None:
+        response = error_response(error, to_tag=random_tag())
+        log.debug("unparsable message from %s:%d: %s", peer.host, peer.port, error)
+        if response is not None:
+            # The Via could not be trusted; the source address is the only sane destination.
+            self._send_bytes(response, peer)
+
+    def _receive(self, message: Request | Response, peer: Peer) -> None:
+        now = self._now()
+        if isinstance(message, Response):
+            # No client transactions exist yet: the layer reports strays, which we drop
+            # (RFC 4475 bcast, unreason, noreason: never answer a response).
+            self.layer.receive_response(message, now)
+        else:
+            stamp_via(message, peer)
+            self.layer.receive_request(message, now, reliable=peer.reliable)
+            for event in self.layer.next_events():
+                self._dispatch(event, peer)
+        self._flush()
+
+    def _dispatch(self, event: object, peer: Peer | None) -> None:
+        if isinstance(event, RequestReceived) and peer is not None:
+            self._peers[event.transaction] = peer
+            response = self._answer(event.request)
+            self.layer.send_response(event.transaction, response, self._now())
+        elif isinstance(event, RequestRefused) and peer is not None:
+            # Over the transaction bound: answer statelessly and keep no state (§21.5.4).
+            busy = make_response(event.request, 503, to_tag=random_tag())
+            busy.headers.add("Retry-After", "5")
+            self._send_bytes(busy, peer)
+        elif isinstance(event, TransactionTerminated):
+            key = event.transaction
+            if not isinstance(key, ServerTransactionKey):
+                return
+            self._peers.pop(key, None)
+        elif isinstance(event, AckReceived):
+            return  # an ACK for our non-2xx, or for a 2xx we never sent: nothing to do
+
+    def _answer(self, request: Request) -> Response:
+        """The final response to a request outside any call (we have no calls yet)."""
+        tag = random_tag()
+        if request.to_tag is not None:
+            _dialog, verdict = self.dialogs.receive_request(request)
+            if isinstance(verdict, Rejected):
+                return verdict.response(request, to_tag=tag)
+        rejection = check_request(request, self.policy, to_tag=tag)
+        if rejection is not None:
+            return rejection
+        if request.method == "CANCEL":
+            # No INVITE server transaction exists to cancel (§9.2).
+            return make_response(request, 481, to_tag=tag)
+        ok = make_response(request, 200, to_tag=tag)
+        ok.headers.add("Allow", self.policy.allow_header)
+        ok.headers.add("Accept", ", ".join(sorted(self.policy.content_types)))
+        ok.headers.add("Accept-Encoding", "identity")
+        ok.headers.add("Accept-Language", "en")
+        ok.headers.add("Supported", "")
+        ok.headers.add("Server", self.config.user_agent)
+        return ok
+
+    # --- output -------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        for transmission in self.layer.data_to_send():
+            self._transmit(transmission)
+        for event in self.layer.next_events():
+            self._dispatch(event, None)
+        self._schedule()
+
+    def _transmit(self, transmission: Transmission) -> None:
+        key = transmission.transaction
+        peer = self._peers.get(key) if isinstance(key, ServerTransactionKey) else None
+        message = transmission.message
+        if peer is None or not isinstance(message, Response):
+            return
+        destination = response_destination(message, peer)
+        if not self.transports.send(transmission.data, destination):
+            self.layer.handle_transport_error(key, self._now())
+
+    def _send_bytes(self, response: Response, peer: Peer) -> None:
+        try:
+            data = bytes(response)
+        except SipError:
+            return  # an echoed field we refuse to write (CR/LF): better silent than injected
+        self.transports.send(data, peer)
+
+    def _schedule(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.layer.get_timer()
+        if deadline is not None and self._loop is not None:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.layer.handle_timer(self._now())
+        self._flush()
