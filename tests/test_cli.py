@@ -16,9 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from callcenter import __version__
-from callcenter.cli import build_parser, main
+from callcenter.cli import ALEMBIC_INI, build_parser, main
+
+# The newest migration: every test that migrates expects the database to end there.
+HEAD = ScriptDirectory.from_config(Config(ALEMBIC_INI)).get_current_head()
 
 STARTUP_TIMEOUT = 30.0
 
@@ -61,17 +66,17 @@ def test_migrate_creates_the_database_at_head(
     database = data_dir / "callcenter.db"
     assert database.is_file()
     assert capsys.readouterr().out == (
-        f"database sqlite+aiosqlite:///{database} at revision 0001\n"
+        f"database sqlite+aiosqlite:///{database} at revision {HEAD}\n"
     )
     with sqlite3.connect(database) as connection:
         rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
     connection.close()
-    assert rows == [("0001",)]
+    assert rows == [(HEAD,)]
 
 
 def test_migrate_is_idempotent(migrated: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["migrate"]) == 0
-    assert capsys.readouterr().out.endswith("at revision 0001\n")
+    assert capsys.readouterr().out.endswith(f"at revision {HEAD}\n")
 
 
 def test_migrate_refuses_an_unknown_revision(
@@ -162,7 +167,7 @@ def test_serve_runs_until_signalled(
 
     ready = server.wait_for("ready:")
     database = migrated / "callcenter.db"
-    assert f"database: sqlite+aiosqlite:///{database} at revision 0001" in ready
+    assert f"database: sqlite+aiosqlite:///{database} at revision {HEAD}" in ready
     match = re.search(r"SIP: udp\+tcp 127\.0\.0\.1:(\d+)", ready)
     assert match is not None, ready
     port = int(match.group(1))
@@ -203,7 +208,7 @@ def test_serve_refuses_an_unmigrated_database(
     server_factory.append(server)
     returncode, output = server.finish()
     assert returncode == 1, output
-    assert "not migrated" in output and "needs revision 0001" in output
+    assert "not migrated" in output and f"needs revision {HEAD}" in output
     assert "callcenter migrate" in output
     assert "Traceback" not in output
 

@@ -16,10 +16,12 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Dialect,
+    Float,
     Integer,
     MetaData,
     String,
     TypeDecorator,
+    UniqueConstraint,
     func,
     true,
 )
@@ -99,3 +101,30 @@ class User(Base):
 
     def __repr__(self) -> str:
         return f"User(id={self.id!r}, username={self.username!r}, role={self.role!r})"
+
+
+class SipBinding(Base):
+    """A registered contact of a SIP phone (RFC 3261 §10): where calls to the user go.
+
+    Kept so registrations survive a restart. The registrar in `callcenter.sip` decides what a
+    REGISTER does; this row only stores its result.
+    """
+
+    __tablename__ = "sip_bindings"
+    __table_args__ = (UniqueConstraint("aor", "contact"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    aor: Mapped[str] = mapped_column(String(255), index=True)
+    # The Contact URI as registered, parameters and escaped headers verbatim.
+    contact: Mapped[str] = mapped_column(String(1024))
+    # Wall-clock seconds since the epoch: the binding is gone after this instant.
+    expires_at: Mapped[float] = mapped_column(Float)
+    call_id: Mapped[str] = mapped_column(String(255))
+    cseq: Mapped[int] = mapped_column(Integer)
+    q: Mapped[float | None] = mapped_column(Float)
+    # Where the REGISTER came from: calls go back there (the phone may be behind NAT).
+    source_transport: Mapped[str] = mapped_column(String(8))
+    source_host: Mapped[str] = mapped_column(String(64))
+    source_port: Mapped[int] = mapped_column(Integer)
+    instance: Mapped[str | None] = mapped_column(String(255))
+    reg_id: Mapped[str | None] = mapped_column(String(32))
