@@ -1,1 +1,99 @@
-"""PCM frames, G.711 codecs, codec registry, mixer, tones and resampling (no I/O)."""
+"""PCM frames, G.711 codecs, the codec registry, mixer, tones, DTMF detection, resampling and
+WAV parsing. No I/O: bytes and numpy arrays in and out (the engine reads files and sockets).
+"""
+
+from .codec import L16_8000, PCMA, PCMU, Codec, CodecError, CodecRegistry, default_registry
+from .dtmf_detect import DtmfDetector
+from .frame import (
+    FRAME_MS,
+    PCM,
+    SAMPLE_RATE,
+    SAMPLES_PER_FRAME,
+    SILENCE,
+    Frame,
+    MediaError,
+    silence,
+)
+from .g711 import (
+    alaw_decode,
+    alaw_encode,
+    alaw_encode_into,
+    ulaw_decode,
+    ulaw_encode,
+    ulaw_encode_into,
+)
+from .mixer import MixerError, MixResult, Mode, Participant, RoomMixer, mix
+from .resample import ResampleError, resample, to_8k_mono, to_mono
+from .tones import (
+    BUSY,
+    DIAL_TONE,
+    DTMF_KEYS,
+    REORDER,
+    RINGBACK,
+    Goertzel,
+    ToneError,
+    ToneGenerator,
+    ToneSpec,
+    detect_tone,
+    dominant_frequency,
+    dtmf_signal,
+    frames_of,
+    goertzel_power,
+    rms_dbfs,
+)
+from .wav import DecodedWav, WavError, decode_wav, encode_wav, load_prompt
+
+__all__ = [
+    "BUSY",
+    "DIAL_TONE",
+    "DTMF_KEYS",
+    "FRAME_MS",
+    "L16_8000",
+    "PCM",
+    "PCMA",
+    "PCMU",
+    "REORDER",
+    "RINGBACK",
+    "SAMPLES_PER_FRAME",
+    "SAMPLE_RATE",
+    "SILENCE",
+    "Codec",
+    "CodecError",
+    "CodecRegistry",
+    "DecodedWav",
+    "DtmfDetector",
+    "Frame",
+    "Goertzel",
+    "MediaError",
+    "MixResult",
+    "MixerError",
+    "Mode",
+    "Participant",
+    "ResampleError",
+    "RoomMixer",
+    "ToneError",
+    "ToneGenerator",
+    "ToneSpec",
+    "WavError",
+    "alaw_decode",
+    "alaw_encode",
+    "alaw_encode_into",
+    "decode_wav",
+    "default_registry",
+    "detect_tone",
+    "dominant_frequency",
+    "dtmf_signal",
+    "encode_wav",
+    "frames_of",
+    "goertzel_power",
+    "load_prompt",
+    "mix",
+    "resample",
+    "rms_dbfs",
+    "silence",
+    "to_8k_mono",
+    "to_mono",
+    "ulaw_decode",
+    "ulaw_encode",
+    "ulaw_encode_into",
+]
