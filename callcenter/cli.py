@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -30,8 +31,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter import __version__
-from callcenter.db.session import create_engine
+from callcenter.db.session import create_engine, create_sessionmaker
+from callcenter.engine.registration import Registrations
 from callcenter.engine.sip_endpoint import EndpointConfig, SipEndpoint
+from callcenter.services.subscribers import SqlSubscriberDirectory, SubscriberError, add_user
 from callcenter.settings import Settings
 
 log = logging.getLogger("callcenter")
@@ -73,7 +76,29 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
     The web app (callcenter.web, given `create_sessionmaker(engine)`) is added here when it
     is built.
     """
-    return [SipEndpoint(EndpointConfig(host=settings.sip_host, port=settings.sip_port))]
+    registrations = Registrations(
+        SqlSubscriberDirectory(create_sessionmaker(engine)),
+        realm=settings.sip_realm,
+        secret=digest_secret(settings),
+        algorithms=settings.sip_digest_algorithms,
+    )
+    config = EndpointConfig(host=settings.sip_host, port=settings.sip_port)
+    return [SipEndpoint(config, registrations=registrations)]
+
+
+def digest_secret(settings: Settings) -> bytes:
+    """The key that signs digest nonces, kept in the data directory so that nonces handed out
+    before a restart stay valid after it. Created on first use, readable by us only."""
+    path = settings.data_dir / "sip-digest.key"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as key_file:
+            key_file.write(secrets.token_bytes(32))
+    secret = path.read_bytes()
+    if len(secret) < 16:
+        raise StartupError(f"{path} holds fewer than 16 bytes: remove it to make a new key")
+    return secret
 
 
 # --- plumbing shared by the commands -------------------------------------------------------
@@ -247,6 +272,38 @@ async def _check_database(settings: Settings, engine: AsyncEngine) -> str:
     return ", ".join(current)
 
 
+# --- callcenter user add -------------------------------------------------------------------
+
+
+def user_add(settings: Settings, args: argparse.Namespace) -> int:
+    """Create a user; with --sip-password it may register SIP phones."""
+    configure_logging(settings)
+
+    async def create() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            await _check_database(settings, engine)
+            async with create_sessionmaker(engine).begin() as session:
+                await add_user(
+                    session,
+                    username=args.username,
+                    role=args.role,
+                    realm=settings.sip_realm,
+                    sip_password=args.sip_password,
+                    display_name=args.display_name or "",
+                )
+        finally:
+            await engine.dispose()
+
+    try:
+        run_async(create)
+    except SubscriberError as exc:
+        raise StartupError(str(exc)) from exc
+    sip = f", SIP realm {settings.sip_realm}" if args.sip_password else ""
+    print(f"user {args.username} ({args.role}{sip}) created")
+    return 0
+
+
 # --- entry point ---------------------------------------------------------------------------
 
 
@@ -259,11 +316,22 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
         "migrate", help="create or upgrade the database to the latest schema (Alembic head)"
-    ).set_defaults(run=migrate)
+    ).set_defaults(run=lambda settings, _args: migrate(settings))
+    user_parser = commands.add_parser("user", help="manage users").add_subparsers(
+        dest="user_command", required=True, metavar="ACTION"
+    )
+    add_parser = user_parser.add_parser("add", help="create a user")
+    add_parser.add_argument("username")
+    add_parser.add_argument("--role", default="agent", help="agent, supervisor, qa or admin")
+    add_parser.add_argument("--display-name")
+    add_parser.add_argument(
+        "--sip-password", help="lets the user register SIP phones (stored as digest HA1 only)"
+    )
+    add_parser.set_defaults(run=user_add)
     serve_parser = commands.add_parser(
         "serve", help="run the service until SIGINT or SIGTERM (the database must be migrated)"
     )
-    serve_parser.set_defaults(run=serve)
+    serve_parser.set_defaults(run=lambda settings, _args: serve(settings))
     # Flags override the CALLCENTER_* variables, so scripts can start isolated instances.
     serve_parser.add_argument("--sip-host", help="SIP listen address (CALLCENTER_SIP_HOST)")
     serve_parser.add_argument(
@@ -288,9 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except pydantic.ValidationError as exc:
         print(f"callcenter: invalid configuration (CALLCENTER_* variables): {exc}", file=sys.stderr)
         return 2
-    run: Callable[[Settings], int] = args.run
+    run: Callable[[Settings, argparse.Namespace], int] = args.run
     try:
-        return run(settings)
+        return run(settings, args)
     except StartupError as exc:
         print(f"callcenter {args.command}: {exc}", file=sys.stderr)
         return 1

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     # SIP: one UDP socket and one TCP listener on this address (port 0 picks a free one).
     sip_host: str = "127.0.0.1"
     sip_port: int = Field(default=5060, ge=0, le=65535)
+    # The digest realm phones authenticate in. Stored HA1 hashes depend on it: changing it
+    # means setting every SIP password again.
+    sip_realm: str = "callcenter"
+    # Digest algorithms offered to phones, most preferred first. MD5 alone by default: some
+    # deployed phones (baresip 1.0) refuse a 401 that offers anything else as well.
+    sip_digest_algorithms: tuple[Literal["MD5", "SHA-256"], ...] = ("MD5",)
 
     # Process.
     log_level: LogLevel = "INFO"

@@ -6,14 +6,15 @@ responses back (§18.2.2), stateless answers to unparsable requests, and the UAS
 needs no call: §8.2 checks, 481 for in-dialog requests of unknown dialogs, OPTIONS, CANCEL of
 nothing. Must not know queues, agents, HTTP or the database; calls plug in as a handler.
 
-Until call handling is built, `Allow` says exactly what is served (OPTIONS), so an INVITE or a
-REGISTER gets an honest 405 rather than a pretence.
+Until call handling is built, `Allow` says exactly what is served (OPTIONS, and REGISTER when
+a registrar is plugged in), so an INVITE gets an honest 405 rather than a pretence.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
 
 from ..sip import (
@@ -29,6 +30,7 @@ from ..sip import (
 from ..sip.dialog import Dialogs, Rejected, random_tag
 from ..sip.framer import Framed, KeepAliveReceived, MessageRejected
 from ..sip.parser import error_response
+from ..sip.registrar import Source
 from ..sip.transaction import (
     DEFAULT_TIMERS,
     AckReceived,
@@ -41,6 +43,7 @@ from ..sip.transaction import (
     Transmission,
 )
 from ..sip.uas import UasPolicy, check_request
+from .registration import Registrations
 from .transport import Peer, SipTransports
 
 log = logging.getLogger(__name__)
@@ -86,9 +89,16 @@ def response_destination(response: Response, peer: Peer) -> Peer:
 class SipEndpoint:
     """An owned component: `start()` binds UDP and TCP, `stop()` closes them and its timer."""
 
-    def __init__(self, config: EndpointConfig = EndpointConfig()) -> None:
+    def __init__(
+        self,
+        config: EndpointConfig = EndpointConfig(),
+        *,
+        registrations: Registrations | None = None,
+    ) -> None:
         self.config = config
-        self.policy = UasPolicy(allowed_methods=SERVED_METHODS)
+        self.registrations = registrations
+        served = SERVED_METHODS + (("REGISTER",) if registrations is not None else ())
+        self.policy = UasPolicy(allowed_methods=served)
         self.transports = SipTransports(
             config.host,
             config.port,
@@ -103,6 +113,8 @@ class SipEndpoint:
         self._peers: dict[ServerTransactionKey, Peer] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Requests answered after an await (a database lookup): owned, cancelled on stop.
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def port(self) -> int:
@@ -110,12 +122,17 @@ class SipEndpoint:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        if self.registrations is not None:
+            await self.registrations.start()
         await self.transports.start()
 
     async def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.transports.stop()
 
     def listening(self) -> str:
@@ -168,7 +185,15 @@ class SipEndpoint:
     def _dispatch(self, event: object, peer: Peer | None) -> None:
         if isinstance(event, RequestReceived) and peer is not None:
             self._peers[event.transaction] = peer
-            response = self._answer(event.request)
+            request = event.request
+            if request.method == "REGISTER" and self.registrations is not None:
+                rejection = self._pre_check(request)
+                if rejection is None:
+                    self._spawn(self._register(event.transaction, request, peer))
+                    return
+                response = rejection
+            else:
+                response = self._answer(request)
             self.layer.send_response(event.transaction, response, self._now())
         elif isinstance(event, RequestRefused) and peer is not None:
             # Over the transaction bound: answer statelessly and keep no state (§21.5.4).
@@ -183,14 +208,39 @@ class SipEndpoint:
         elif isinstance(event, AckReceived):
             return  # an ACK for our non-2xx, or for a 2xx we never sent: nothing to do
 
-    def _answer(self, request: Request) -> Response:
-        """The final response to a request outside any call (we have no calls yet)."""
+    def _pre_check(self, request: Request) -> Response | None:
+        """481 for an in-dialog request of no dialog, then the §8.2 checks."""
         tag = random_tag()
-        if request.to_tag is not None:
+        if request.to_tag is not None and request.method != "REGISTER":
             _dialog, verdict = self.dialogs.receive_request(request)
             if isinstance(verdict, Rejected):
                 return verdict.response(request, to_tag=tag)
-        rejection = check_request(request, self.policy, to_tag=tag)
+        return check_request(request, self.policy, to_tag=tag)
+
+    def _spawn(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _register(self, key: ServerTransactionKey, request: Request, peer: Peer) -> None:
+        assert self.registrations is not None
+        source = Source(peer.host, peer.port, peer.transport)
+        try:
+            response = await self.registrations.handle(request, source, to_tag=random_tag())
+        except Exception:
+            # The directory failed (database down): say so, never leave the phone hanging.
+            log.exception("REGISTER from %s:%d failed", peer.host, peer.port)
+            response = make_response(request, 500, to_tag=random_tag())
+            response.headers.add("Retry-After", "30")
+        if self.layer.transaction(key) is None:
+            return  # the transaction ended meanwhile (transport error): nothing to answer
+        self.layer.send_response(key, response, self._now())
+        self._flush()
+
+    def _answer(self, request: Request) -> Response:
+        """The final response to a request outside any call (we have no calls yet)."""
+        tag = random_tag()
+        rejection = self._pre_check(request)
         if rejection is not None:
             return rejection
         if request.method == "CANCEL":
