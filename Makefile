@@ -71,7 +71,7 @@ fuzz: install-test
 	  -artifact_prefix=tests/fuzz/crashers/ tests/fuzz/corpus
 
 bench: install-test
-	@ls bench/*.py >/dev/null 2>&1 && for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python -m bench.$$(basename $$b .py) || exit 1; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter import __version__
 from callcenter.db.session import create_engine, create_sessionmaker
+from callcenter.engine.media import MediaClock, RtpPortPool
 from callcenter.engine.registration import Registrations
 from callcenter.engine.sip_endpoint import EndpointConfig, SipEndpoint
 from callcenter.services.subscribers import SqlSubscriberDirectory, SubscriberError, add_user
@@ -83,7 +84,11 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
         algorithms=settings.sip_digest_algorithms,
     )
     config = EndpointConfig(host=settings.sip_host, port=settings.sip_port)
-    return [SipEndpoint(config, registrations=registrations)]
+    media = (
+        RtpPortPool(settings.sip_host, settings.rtp_port_min, settings.rtp_port_max),
+        MediaClock(),
+    )
+    return [SipEndpoint(config, registrations=registrations, media=media)]
 
 
 def digest_secret(settings: Settings) -> bytes:

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     # The digest realm phones authenticate in. Stored HA1 hashes depend on it: changing it
     # means setting every SIP password again.
     sip_realm: str = "callcenter"
+    # RTP: one even port per call leg from this range, on sip_host (RTCP would take port+1).
+    rtp_port_min: int = Field(default=20000, ge=1024, le=65534)
+    rtp_port_max: int = Field(default=20999, ge=1025, le=65535)
     # Digest algorithms offered to phones, most preferred first. MD5 alone by default: some
     # deployed phones (baresip 1.0) refuse a 401 that offers anything else as well.
     sip_digest_algorithms: tuple[Literal["MD5", "SHA-256"], ...] = ("MD5",)

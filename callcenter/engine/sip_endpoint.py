@@ -20,20 +20,23 @@ from dataclasses import dataclass
 from ..sip import (
     DEFAULT_LIMITS,
     Limits,
+    NameAddr,
     Request,
     Response,
     SipError,
     SipParseError,
+    SipUri,
     make_response,
     parse_message,
 )
-from ..sip.dialog import Dialogs, Rejected, random_tag
+from ..sip.dialog import Accepted, Dialogs, Rejected, random_tag
 from ..sip.framer import Framed, KeepAliveReceived, MessageRejected
 from ..sip.parser import error_response
 from ..sip.registrar import Source
 from ..sip.transaction import (
     DEFAULT_TIMERS,
     AckReceived,
+    ClientKey,
     RequestReceived,
     RequestRefused,
     ServerTransactionKey,
@@ -43,6 +46,8 @@ from ..sip.transaction import (
     Transmission,
 )
 from ..sip.uas import UasPolicy, check_request
+from .calls import EXTENSIONS, Calls
+from .media import MediaClock, RtpPortPool
 from .registration import Registrations
 from .transport import Peer, SipTransports
 
@@ -94,11 +99,20 @@ class SipEndpoint:
         config: EndpointConfig = EndpointConfig(),
         *,
         registrations: Registrations | None = None,
+        media: tuple[RtpPortPool, MediaClock] | None = None,
     ) -> None:
         self.config = config
         self.registrations = registrations
         served = SERVED_METHODS + (("REGISTER",) if registrations is not None else ())
+        if media is not None:
+            served += ("INVITE", "BYE")
         self.policy = UasPolicy(allowed_methods=served)
+        self.clock = media[1] if media is not None else None
+        self.calls = (
+            Calls(self, pool=media[0], clock=media[1], local_host=config.host, timers=config.timers)
+            if media is not None
+            else None
+        )
         self.transports = SipTransports(
             config.host,
             config.port,
@@ -111,6 +125,7 @@ class SipEndpoint:
         )
         self.dialogs = Dialogs()
         self._peers: dict[ServerTransactionKey, Peer] = {}
+        self._destinations: dict[ClientKey, Peer] = {}  # where our requests go
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Requests answered after an await (a database lookup): owned, cancelled on stop.
@@ -125,6 +140,8 @@ class SipEndpoint:
         if self.registrations is not None:
             await self.registrations.start()
         await self.transports.start()
+        if self.clock is not None:
+            self.clock.start()
 
     async def stop(self) -> None:
         if self._timer is not None:
@@ -133,10 +150,43 @@ class SipEndpoint:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.calls is not None:
+            await self.calls.stop()  # BYE to every call while the transports still run
+            self._flush()
+        if self.clock is not None:
+            await self.clock.stop()
         await self.transports.stop()
 
     def listening(self) -> str:
-        return self.transports.listening()
+        line = self.transports.listening()
+        if self.calls is not None:
+            pool = self.calls.pool
+            line += f"; RTP: udp {self.config.host} ports from a pool of {pool.capacity}"
+            line += f" (extensions: {', '.join(sorted(EXTENSIONS))})"
+        return line
+
+    # --- what calls need (calls.Signalling) -----------------------------------------------
+
+    @property
+    def contact(self) -> NameAddr:
+        return NameAddr(SipUri(host=self.config.host, port=self.port, user="callcenter"))
+
+    def now(self) -> float:
+        return self._now()
+
+    def respond(self, key: ServerTransactionKey, response: Response) -> None:
+        if self.layer.transaction(key) is not None:
+            self.layer.send_response(key, response, self._now())
+            self._flush()
+
+    def send_request(self, request: Request, peer: Peer) -> None:
+        """Send a request of ours (a BYE) to `peer` through a client transaction."""
+        request.headers.prepend(
+            "Via", f"SIP/2.0/{peer.transport} {self.config.host}:{self.port};rport"
+        )
+        key = self.layer.send_request(request, self._now(), reliable=peer.reliable)
+        self._destinations[key] = peer
+        self._flush()
 
     # --- input --------------------------------------------------------------------------
 
@@ -186,6 +236,13 @@ class SipEndpoint:
         if isinstance(event, RequestReceived) and peer is not None:
             self._peers[event.transaction] = peer
             request = event.request
+            if self.calls is not None and (
+                request.to_tag is not None or request.method in ("INVITE", "CANCEL")
+            ):
+                response = self._call_request(event.transaction, request, peer)
+                if response is not None:
+                    self.layer.send_response(event.transaction, response, self._now())
+                return
             if request.method == "REGISTER" and self.registrations is not None:
                 rejection = self._pre_check(request)
                 if rejection is None:
@@ -202,11 +259,53 @@ class SipEndpoint:
             self._send_bytes(busy, peer)
         elif isinstance(event, TransactionTerminated):
             key = event.transaction
-            if not isinstance(key, ServerTransactionKey):
-                return
-            self._peers.pop(key, None)
-        elif isinstance(event, AckReceived):
-            return  # an ACK for our non-2xx, or for a 2xx we never sent: nothing to do
+            if isinstance(key, ClientKey):
+                self._destinations.pop(key, None)
+            else:
+                self._peers.pop(key, None)
+        elif (
+            isinstance(event, AckReceived) and event.transaction is None and self.calls is not None
+        ):
+            # The ACK of a 2xx: it belongs to the dialog, not to a transaction (§13.3.1.4).
+            dialog, verdict = self.dialogs.receive_request(event.request)
+            if dialog is not None and isinstance(verdict, Accepted):
+                self.calls.ack(dialog)
+
+    def _call_request(
+        self, key: ServerTransactionKey, request: Request, peer: Peer
+    ) -> Response | None:
+        """INVITE, CANCEL and in-dialog requests while calls are served; None when the answer
+        comes later (an INVITE being set up)."""
+        assert self.calls is not None
+        if request.method == "CANCEL":
+            # Our INVITEs are answered at once, so a CANCEL finds nothing left to cancel; the
+            # CANCEL itself is still answered (§9.2): 200 if its INVITE exists, else 481.
+            invite = self.layer.find_invite(request)
+            return make_response(request, 200 if invite is not None else 481, to_tag=random_tag())
+        if request.to_tag is None:
+            rejection = self._pre_check(request)
+            if rejection is not None:
+                return rejection
+            if not self.calls.handles(request):
+                return make_response(request, 404, to_tag=random_tag())
+            self._spawn(self.calls.invite(key, request, peer))
+            return None
+        dialog, verdict = self.dialogs.receive_request(request)
+        if isinstance(verdict, Rejected):
+            return verdict.response(request, to_tag=random_tag())
+        if dialog is None:
+            return make_response(request, 481, to_tag=random_tag())
+        if request.method == "BYE":
+            response, _events = self.dialogs.respond(request, 200)
+            self.calls.ended_by_peer(dialog)
+            return response
+        if request.method == "INVITE":
+            # Hold/resume re-INVITEs arrive with the media work; until then the session stays
+            # as it was, which is what a failed re-INVITE means (§14.2).
+            return self.dialogs.respond(request, 488, "re-INVITE not supported yet")[0]
+        if request.method == "OPTIONS":
+            return self.dialogs.respond(request, 200)[0]
+        return self.dialogs.respond(request, 405)[0]
 
     def _pre_check(self, request: Request) -> Response | None:
         """481 for an in-dialog request of no dialog, then the §8.2 checks."""
@@ -266,11 +365,16 @@ class SipEndpoint:
 
     def _transmit(self, transmission: Transmission) -> None:
         key = transmission.transaction
-        peer = self._peers.get(key) if isinstance(key, ServerTransactionKey) else None
         message = transmission.message
-        if peer is None or not isinstance(message, Response):
-            return
-        destination = response_destination(message, peer)
+        if isinstance(key, ClientKey):
+            destination = self._destinations.get(key)
+            if destination is None:
+                return
+        else:
+            peer = self._peers.get(key)
+            if peer is None or not isinstance(message, Response):
+                return
+            destination = response_destination(message, peer)
         if not self.transports.send(transmission.data, destination):
             self.layer.handle_transport_error(key, self._now())
 

@@ -1,0 +1,22 @@
+"""Errors of the engine's media layer (RTP sockets, legs, players and rooms).
+
+Owns only the exception types; must not know anything else.
+"""
+
+from __future__ import annotations
+
+
+class MediaEngineError(Exception):
+    """Base of every error raised by `callcenter.engine.media`."""
+
+
+class PortsExhausted(MediaEngineError):
+    """No free even port in the RTP range (every one is ours or taken by another process)."""
+
+
+class MediaSetupError(MediaEngineError, ValueError):
+    """A negotiated stream the leg cannot carry (unknown codec, wrong address family)."""
+
+
+class LegBusy(MediaEngineError):
+    """The leg already belongs to another player or room."""

@@ -1,0 +1,75 @@
+"""Generated media for one leg, on the media clock: an echo and a tone player.
+
+Owns what a single leg hears when it is not in a room. Each player is a `Tickable`: on a
+tick it reads one frame from its leg and writes one frame to it. Must not know calls,
+sockets or codecs (the leg decodes and encodes), nor the clock's schedule.
+
+A leg belongs to at most one player or room: a player claims it on creation (`LegBusy`
+otherwise) and gives it back with `detach()`.
+"""
+
+from __future__ import annotations
+
+from ...media import SILENCE, ToneGenerator
+from .errors import LegBusy
+from .leg import RtpLeg
+
+
+def claim(leg: RtpLeg, owner: object) -> None:
+    """Make `owner` the leg's only player or room."""
+    if leg.owner is not None and leg.owner is not owner:
+        raise LegBusy(f"{leg!r} already belongs to {leg.owner!r}")
+    leg.owner = owner
+
+
+def release(leg: RtpLeg, owner: object) -> None:
+    if leg.owner is owner:
+        leg.owner = None
+
+
+class Echo:
+    """The leg hears itself: each tick's received frame is sent straight back, so the echo
+    lags by the jitter buffer's delay (1-2 ticks) plus the network's round trip."""
+
+    __slots__ = ("leg",)
+
+    def __init__(self, leg: RtpLeg) -> None:
+        claim(leg, self)
+        self.leg = leg
+
+    def tick(self, n: int) -> None:
+        leg = self.leg
+        frame = leg.read_frame()
+        leg.write_frame(SILENCE if frame is None else frame)
+
+    def detach(self) -> None:
+        release(self.leg, self)
+
+    def __repr__(self) -> str:
+        return f"<Echo {self.leg!r}>"
+
+
+class TonePlayer:
+    """Plays a continuous tone into the leg and discards what the leg sends."""
+
+    __slots__ = ("generator", "leg")
+
+    def __init__(
+        self,
+        leg: RtpLeg,
+        frequencies: tuple[float, ...] = (1000.0,),
+        level_dbfs: float = -10.0,
+    ) -> None:
+        claim(leg, self)
+        self.leg = leg
+        self.generator = ToneGenerator(frequencies, level_dbfs)
+
+    def tick(self, n: int) -> None:
+        self.leg.read_frame()  # keeps the jitter buffer draining
+        self.leg.write_frame(self.generator.next_frame())
+
+    def detach(self) -> None:
+        release(self.leg, self)
+
+    def __repr__(self) -> str:
+        return f"<TonePlayer {self.leg!r}>"

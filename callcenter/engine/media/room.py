@@ -1,0 +1,115 @@
+"""A room: the mix-minus bridge of several legs, one tick at a time, on the media clock.
+
+Owns the membership (which legs, each one's mode and caller flag, whisper targets), reading
+one frame from every leg per tick, handing them to `media.RoomMixer` and writing each leg
+its mix. The mixer is rebuilt only when membership or a mode changes. Must not know calls,
+agents, queues or recording storage: the recorder is a callback given the stereo frame.
+
+Hold: a leg in `Mode.HOLD` hears `music` (a ToneGenerator or any object with
+`next_frame()`), or silence when the room has none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ...media import SILENCE, Frame, Mode, Participant, RoomMixer
+from .leg import RtpLeg
+from .players import claim, release
+
+RecordingSink = Callable[[NDArray[np.int16]], None]
+
+
+class FrameSource(Protocol):
+    def next_frame(self) -> Frame: ...
+
+
+class Room:
+    """Legs that hear each other (mix-minus), each with a mode (full, listen, whisper,
+    muted, hold). Put the room on the media clock; an empty room costs nothing."""
+
+    __slots__ = ("_inputs", "_legs", "_mixer", "_on_recording", "_participants", "music")
+
+    def __init__(self) -> None:
+        self._participants: dict[RtpLeg, Participant[RtpLeg]] = {}
+        self._legs: tuple[RtpLeg, ...] = ()
+        self._mixer: RoomMixer[RtpLeg] | None = None
+        self._inputs: dict[RtpLeg, Frame | None] = {}
+        self.music: FrameSource | None = None
+        self._on_recording: RecordingSink | None = None
+
+    @property
+    def on_recording(self) -> RecordingSink | None:
+        """Called every tick with the (160, 2) stereo frame (caller left) while set."""
+        return self._on_recording
+
+    @on_recording.setter
+    def on_recording(self, sink: RecordingSink | None) -> None:
+        self._on_recording = sink
+        self._rebuild()
+
+    def add(
+        self,
+        leg: RtpLeg,
+        *,
+        mode: Mode = Mode.FULL,
+        is_caller: bool = False,
+        whisper_to: RtpLeg | None = None,
+    ) -> None:
+        """Add a leg, or change the mode of one already in the room."""
+        participant = Participant(leg, mode=mode, is_caller=is_caller, whisper_to=whisper_to)
+        claim(leg, self)
+        self._participants[leg] = participant
+        self._rebuild()
+
+    def set_mode(self, leg: RtpLeg, mode: Mode, *, whisper_to: RtpLeg | None = None) -> None:
+        old = self._participants[leg]
+        self.add(leg, mode=mode, is_caller=old.is_caller, whisper_to=whisper_to)
+
+    def remove(self, leg: RtpLeg) -> None:
+        """Take a leg out (no error if it is not in the room); it is free for another owner."""
+        if self._participants.pop(leg, None) is not None:
+            release(leg, self)
+            self._rebuild()
+
+    @property
+    def legs(self) -> tuple[RtpLeg, ...]:
+        return self._legs
+
+    def __len__(self) -> int:
+        return len(self._legs)
+
+    def _rebuild(self) -> None:
+        self._legs = tuple(self._participants)
+        self._inputs = dict.fromkeys(self._legs)
+        self._mixer = (
+            RoomMixer(list(self._participants.values()), record=self._on_recording is not None)
+            if self._legs
+            else None
+        )
+
+    def tick(self, n: int) -> None:
+        mixer = self._mixer
+        if mixer is None:
+            return
+        inputs = self._inputs
+        for leg in self._legs:
+            frame = leg.read_frame()
+            # read_frame reuses the leg's buffer, but the mixer copies its inputs at once.
+            inputs[leg] = frame
+        music = self.music.next_frame() if self.music is not None else None
+        result = mixer.mix(inputs, music)
+        outputs = result.outputs
+        for leg in self._legs:
+            out = outputs.get(leg)
+            leg.write_frame(SILENCE if out is None else out)
+        sink = self._on_recording
+        if result.recording is not None and sink is not None:
+            sink(result.recording)
+
+    def __repr__(self) -> str:
+        return f"<Room of {len(self._legs)}>"

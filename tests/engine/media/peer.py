@@ -1,0 +1,170 @@
+"""A tiny RTP peer for the media tests: sends µ-law tone frames and RFC 4733 digits on its
+own 20 ms schedule (loop.call_at, independent of the media clock) and keeps what it gets."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+from collections.abc import Callable
+from typing import Any, cast
+
+import numpy as np
+
+from callcenter.media import PCM, SILENCE, ToneGenerator, ulaw_decode, ulaw_encode
+from callcenter.rtp import DtmfReceiver, DtmfSender, RtpPacket, build_rtp, parse_rtp
+from callcenter.sip.offer_answer import Negotiated, answer_offer, build_offer
+
+INTERVAL = 0.02
+HOST = "127.0.0.1"
+
+
+class RtpPeer(asyncio.DatagramProtocol):
+    """One RTP endpoint on a loopback UDP port."""
+
+    def __init__(self) -> None:
+        self.received: list[RtpPacket] = []
+        self.transport: asyncio.DatagramTransport | None = None
+        self.port = 0
+        self.ssrc = secrets.randbits(32)
+        self.seq = secrets.randbits(16)
+        self.ts = secrets.randbits(32)
+        self._handle: asyncio.Handle | None = None
+
+    @classmethod
+    async def open(cls, port: int = 0) -> RtpPeer:
+        loop = asyncio.get_running_loop()
+        peer = cls()
+        await loop.create_datagram_endpoint(lambda: peer, local_addr=(HOST, port))
+        return peer
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+        self.port = transport.get_extra_info("sockname")[1]
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.received.append(parse_rtp(data))
+
+    def close(self) -> None:
+        self.stop()
+        if self.transport is not None:
+            self.transport.close()
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    # --- sending -----------------------------------------------------------------------------
+
+    def _every_tick(self, count: int, send: Callable[[int], None]) -> asyncio.Future[None]:
+        """Call send(i) for i in range(count), at start + i * 20 ms."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        start = loop.time()
+
+        def fire(i: int) -> None:
+            if i >= count:
+                self._handle = None
+                if not done.done():
+                    done.set_result(None)
+                return
+            send(i)
+            self._handle = loop.call_at(start + (i + 1) * INTERVAL, fire, i + 1)
+
+        self._handle = loop.call_soon(fire, 0)
+        return done
+
+    def _send(self, dest: int, pt: int, payload: bytes, ts: int, marker: bool = False) -> None:
+        assert self.transport is not None
+        self.transport.sendto(build_rtp(pt, self.seq, ts, self.ssrc, payload, marker), (HOST, dest))
+        self.seq = (self.seq + 1) & 0xFFFF
+
+    def send_tone(
+        self, dest: int, freq: float | None, seconds: float, level_dbfs: float = -10.0
+    ) -> asyncio.Future[None]:
+        """µ-law frames of `freq` (None: silence) to 127.0.0.1:`dest` every 20 ms."""
+        gen = ToneGenerator((freq,), level_dbfs) if freq is not None else None
+
+        def send(i: int) -> None:
+            frame = gen.next_frame() if gen is not None else SILENCE
+            self._send(dest, 0, ulaw_encode(frame), self.ts, marker=i == 0)
+            self.ts = (self.ts + 160) & 0xFFFF_FFFF
+
+        return self.send_tone_frames(send, seconds)
+
+    def send_tone_frames(self, send: Callable[[int], None], seconds: float) -> asyncio.Future[None]:
+        return self._every_tick(round(seconds / INTERVAL), send)
+
+    def send_digits(self, dest: int, digits: str, event_pt: int = 101) -> asyncio.Future[None]:
+        """RFC 4733 events, one packet per 20 ms, 100 ms per digit, 100 ms gaps (silence)."""
+        plan: list[tuple[bytes, bool, int] | None] = []
+        ts = self.ts
+        for digit in digits:
+            for p in DtmfSender().packets(digit, ts, 100):
+                plan.append((p.payload, p.marker, p.timestamp))
+            plan.extend([None] * 5)
+            ts += 160 * 13
+        self.ts = ts
+
+        def send(i: int) -> None:
+            item = plan[i]
+            if item is not None:
+                self._send(dest, event_pt, item[0], item[2], item[1])
+
+        return self._every_tick(len(plan), send)
+
+    # --- what arrived ------------------------------------------------------------------------
+
+    def audio(self, pt: int = 0) -> PCM:
+        """Received audio of payload type `pt`, decoded, in arrival order."""
+        payloads = [bytes(p.payload) for p in self.received if p.payload_type == pt]
+        if not payloads:
+            return np.zeros(0, dtype=np.int16)
+        return ulaw_decode(b"".join(payloads))
+
+    def digits(self, event_pt: int = 101) -> list[str]:
+        receiver = DtmfReceiver()
+        out: list[str] = []
+        for p in self.received:
+            if p.payload_type == event_pt:
+                for event in receiver.feed(p.sequence_number, p.timestamp, p.marker, p.payload):
+                    if event.digit is not None:
+                        out.append(event.digit)
+        return out
+
+
+def negotiate(local_port: int, remote_port: int, telephone_event: int | None = 101) -> Negotiated:
+    """What the call code would hand the leg: the peer offers PCMU/PCMA, we answer."""
+    offer = build_offer(
+        address=HOST, port=remote_port, session_id=1, telephone_event=telephone_event
+    )
+    return answer_offer(offer, local_address=HOST, local_port=local_port, session_id=2)
+
+
+def voiced(samples: PCM, threshold: int = 300) -> PCM:
+    """The stretch from the first to the last frame with signal (drops leading silence)."""
+    frames = samples[: len(samples) // 160 * 160].reshape(-1, 160)
+    loud = np.flatnonzero(np.abs(frames).max(axis=1) > threshold)
+    if not len(loud):
+        return np.zeros(0, dtype=np.int16)
+    return frames[loud[0] : loud[-1] + 1].reshape(-1)
+
+
+def free_even_base(count: int) -> int:
+    """An even port whose next `count` even ports (and their odd RTCP neighbours) are free."""
+    for _ in range(200):
+        base = 2 * secrets.choice(range(15000, 30000))
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + 2 * count):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind((HOST, port))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        return base
+    raise RuntimeError("no free port range")
