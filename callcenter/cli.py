@@ -83,7 +83,9 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
         secret=digest_secret(settings),
         algorithms=settings.sip_digest_algorithms,
     )
-    config = EndpointConfig(host=settings.sip_host, port=settings.sip_port)
+    config = EndpointConfig(
+        host=settings.sip_host, port=settings.sip_port, media_timeout=settings.media_timeout
+    )
     media = (
         RtpPortPool(settings.sip_host, settings.rtp_port_min, settings.rtp_port_max),
         MediaClock(),

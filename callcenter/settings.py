@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     # RTP: one even port per call leg from this range, on sip_host (RTCP would take port+1).
     rtp_port_min: int = Field(default=20000, ge=1024, le=65534)
     rtp_port_max: int = Field(default=20999, ge=1025, le=65535)
+    # A call whose peer sends no RTP for this long (and has not put it on hold) is hung up.
+    media_timeout: float = Field(default=30.0, gt=0)
     # Digest algorithms offered to phones, most preferred first. MD5 alone by default: some
     # deployed phones (baresip 1.0) refuse a 401 that offers anything else as well.
     sip_digest_algorithms: tuple[Literal["MD5", "SHA-256"], ...] = ("MD5",)

@@ -2,9 +2,11 @@
 
 Owns the UAS side of an INVITE (RFC 3261 §13.3): the SDP answer (RFC 3264), opening and
 connecting the RTP leg, the 2xx retransmitted until its ACK (§13.3.1.4: T1 doubling to T2,
-BYE after 64*T1 without ACK), BYE from either side (§15), CANCEL (§9.2), and hanging up every
-call with BYE when the engine stops. Must not know queues, agents or HTTP: routing calls to
-registered phones and into the contact center is built on top of this, later.
+BYE after 64*T1 without ACK), re-INVITEs for hold and resume (§14, RFC 3264 §8.4), BYE from
+either side (§15), the media timeout (no RTP for a while: BYE, unless the peer put the call
+on hold), and hanging up every call with BYE when the engine stops. Must not know queues,
+agents or HTTP: routing calls to registered phones and into the contact center is built on
+top of this, later.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Protocol
 
 from ..sip import NameAddr, Request, Response, SipUri
 from ..sip.dialog import Dialog, DialogEstablished, DialogId, Dialogs, DialogState
-from ..sip.offer_answer import NegotiationError, answer_offer
+from ..sip.offer_answer import Negotiated, NegotiationError, answer_offer
 from ..sip.sdp import SdpError, parse_sdp
 from ..sip.transaction import DEFAULT_TIMERS, ServerTransactionKey, TimerConfig
 from .media import Echo, MediaClock, RtpLeg, RtpPortPool, Tickable, TonePlayer
@@ -59,8 +61,10 @@ class Call:
     ok: Response
     started: float
     interval: float
+    negotiated: Negotiated  # the last offer/answer: a re-INVITE is answered against it
     acked: bool = False
     retransmit: asyncio.TimerHandle | None = field(default=None, repr=False)
+    answered_at: float = 0.0  # when the latest 2xx went out (its retransmissions count from it)
 
 
 class Calls:
@@ -75,13 +79,16 @@ class Calls:
         clock: MediaClock,
         local_host: str,
         timers: TimerConfig = DEFAULT_TIMERS,
+        media_timeout: float = 30.0,
     ) -> None:
         self.signalling = signalling
         self.pool = pool
         self.clock = clock
         self.local_host = local_host
         self.timers = timers
+        self.media_timeout = media_timeout
         self._calls: dict[DialogId, Call] = {}
+        self._watching = False
         self._closing: set[asyncio.Task[None]] = set()  # legs being closed, awaited on stop
 
     @property
@@ -136,6 +143,7 @@ class Calls:
         dialog_id = next(e.dialog_id for e in events if isinstance(e, DialogEstablished))
         extension = (request.uri.user_unescaped or "") if isinstance(request.uri, SipUri) else ""
         player = EXTENSIONS[extension](leg)
+        now = self.signalling.now()
         call = Call(
             dialog_id=dialog_id,
             key=key,
@@ -143,11 +151,17 @@ class Calls:
             leg=leg,
             player=player,
             ok=ok,
-            started=self.signalling.now(),
+            started=now,
             interval=self.timers.t1,
+            negotiated=negotiated,
+            answered_at=now,
         )
         self._calls[dialog_id] = call
         self.clock.add(player)
+        if not self._watching:
+            # The media-timeout check rides the media clock (one tick a second).
+            self.clock.add(self)
+            self._watching = True
         respond(key, ok)
         # §13.3.1.4: the UAS core retransmits its 2xx until the ACK, on every transport (the
         # transaction is gone after a 2xx, so nobody else will).
@@ -162,13 +176,64 @@ class Calls:
         call.retransmit = None
         if call.acked or call.dialog_id not in self._calls:
             return
-        if self.signalling.now() - call.started >= 64 * self.timers.t1:
+        if self.signalling.now() - call.answered_at >= 64 * self.timers.t1:
             log.info("no ACK for the 2xx of %s: hanging up", call.dialog_id.call_id)
             self.hang_up(call.dialog_id)
             return
         self.signalling.respond(call.key, call.ok)
         call.interval = min(call.interval * 2, self.timers.t2)
         self._arm(call)
+
+    def reinvite(self, key: ServerTransactionKey, request: Request, dialog: Dialog) -> Response:
+        """A re-INVITE in a call (hold, resume, new address): answer the new offer against
+        our last SDP and re-point the leg (RFC 3264 §8). On any failure the session stays as it
+        was, which is what a failed re-INVITE means (RFC 3261 §14.2)."""
+        dialogs = self.signalling.dialogs
+        call = self._calls.get(dialog.id)
+        if call is None:
+            return dialogs.respond(request, 481)[0]
+        if request.content_type != "application/sdp" or not request.body:
+            return dialogs.respond(request, 488, "Offer required in re-INVITE")[0]
+        try:
+            negotiated = answer_offer(
+                parse_sdp(request.body),
+                local_address=self.local_host,
+                local_port=call.leg.port,
+                previous=call.negotiated.local_sdp,
+            )
+        except SdpError as exc:  # NegotiationError is an SdpError
+            return dialogs.respond(request, 488, exc.reason[:100])[0]
+        call.leg.connect(negotiated)
+        call.negotiated = negotiated
+        ok, _events = dialogs.respond(
+            request, 200, body=bytes(negotiated.local_sdp), content_type="application/sdp"
+        )
+        if call.retransmit is not None:
+            call.retransmit.cancel()
+        call.key, call.ok, call.acked = key, ok, False
+        call.answered_at, call.interval = self.signalling.now(), self.timers.t1
+        self._arm(call)
+        log.info(
+            "call %s re-negotiated: we %s, peer %s",
+            request.call_id,
+            negotiated.direction.value,
+            "holds" if negotiated.remote_hold else "sends",
+        )
+        return ok
+
+    def tick(self, n: int) -> None:
+        """Once a second: hang up calls whose peer stopped sending RTP (dead phone, lost
+        network), except while the peer holds the call and so rightly sends nothing."""
+        if n % 50 or not self._calls:
+            return
+        now = self.signalling.now()
+        for call in list(self._calls.values()):
+            if call.negotiated.remote_hold:
+                continue
+            last = call.leg.last_packet_at or call.answered_at
+            if now - last > self.media_timeout:
+                log.info("no RTP for %.0f s on %s: hanging up", now - last, call.dialog_id.call_id)
+                self.hang_up(call.dialog_id)
 
     def ack(self, dialog: Dialog) -> None:
         call = self._calls.get(dialog.id)
@@ -209,4 +274,7 @@ class Calls:
         """Hang up every call with BYE (graceful shutdown) and release the media."""
         for dialog_id in list(self._calls):
             self.hang_up(dialog_id)
+        if self._watching:
+            self.clock.remove(self)
+            self._watching = False
         await asyncio.gather(*self._closing, return_exceptions=True)

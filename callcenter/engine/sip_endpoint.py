@@ -64,6 +64,7 @@ class EndpointConfig:
     limits: Limits = DEFAULT_LIMITS
     timers: TimerConfig = DEFAULT_TIMERS
     max_transactions: int = 10_000
+    media_timeout: float = 30.0  # seconds without RTP before a call is hung up
 
 
 def stamp_via(request: Request, peer: Peer) -> None:
@@ -109,7 +110,14 @@ class SipEndpoint:
         self.policy = UasPolicy(allowed_methods=served)
         self.clock = media[1] if media is not None else None
         self.calls = (
-            Calls(self, pool=media[0], clock=media[1], local_host=config.host, timers=config.timers)
+            Calls(
+                self,
+                pool=media[0],
+                clock=media[1],
+                local_host=config.host,
+                timers=config.timers,
+                media_timeout=config.media_timeout,
+            )
             if media is not None
             else None
         )
@@ -300,9 +308,7 @@ class SipEndpoint:
             self.calls.ended_by_peer(dialog)
             return response
         if request.method == "INVITE":
-            # Hold/resume re-INVITEs arrive with the media work; until then the session stays
-            # as it was, which is what a failed re-INVITE means (§14.2).
-            return self.dialogs.respond(request, 488, "re-INVITE not supported yet")[0]
+            return self.calls.reinvite(key, request, dialog)
         if request.method == "OPTIONS":
             return self.dialogs.respond(request, 200)[0]
         return self.dialogs.respond(request, 405)[0]

@@ -18,6 +18,8 @@ class RtpPeer(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.port = 0
         self._sending: asyncio.TimerHandle | None = None
+        self._sent = 0  # one RTP stream: the sequence number goes on across send_tone calls
+        self._epoch: float | None = None  # the timestamp follows the wall clock, as a phone's
 
     @classmethod
     async def open(cls) -> RtpPeer:
@@ -40,13 +42,28 @@ class RtpPeer(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         tone = ToneGenerator((frequency,), level_dbfs=-10.0) if frequency else None
         start = loop.time()
+        if self._epoch is None:
+            self._epoch = start
         total = int(seconds / 0.02)
 
         def send(n: int) -> None:
             assert self.transport is not None
             frame = tone.next_frame() if tone else np.zeros(SAMPLES_PER_FRAME, np.int16)
+            assert self._epoch is not None
+            seq = self._sent
+            self._sent += 1
+            # RTP timestamps count sampling instants, so a pause between bursts advances them;
+            # the first packet of a burst starts a talkspurt (marker, RFC 3551 §4.1).
+            frames = round((start + n * 0.02 - self._epoch) / 0.02)
             self.transport.sendto(
-                build_rtp(0, n & 0xFFFF, n * SAMPLES_PER_FRAME, 0x1234ABCD, ulaw_encode(frame)),
+                build_rtp(
+                    0,
+                    seq & 0xFFFF,
+                    (frames * SAMPLES_PER_FRAME) & 0xFFFFFFFF,
+                    0x1234ABCD,
+                    ulaw_encode(frame),
+                    marker=n == 0,
+                ),
                 ("127.0.0.1", port),
             )
             if n + 1 < total:

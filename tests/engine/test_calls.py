@@ -63,13 +63,27 @@ class Uac:
         self.call_id = f"call-{target}-{sip.port}@127.0.0.1"
         self.ok: Reply | None = None
 
-    def invite(self) -> bytes:
-        sdp = (
-            "v=0\r\no=uac 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-            f"m=audio {self.rtp.port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+    def sdp(self, version: int = 1, direction: str = "sendrecv") -> bytes:
+        return (
+            f"v=0\r\no=uac 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+            f"t=0 0\r\nm=audio {self.rtp.port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
             "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n"
+            f"a={direction}\r\n"
         ).encode()
-        return self._request("INVITE", 1, "", body=sdp)
+
+    def invite(self) -> bytes:
+        return self._request("INVITE", 1, "", body=self.sdp())
+
+    async def reinvite(self, cseq: int, direction: str) -> str:
+        """Re-INVITE in the dialog with `direction`; returns the direction we were answered."""
+        assert self.ok is not None
+        tag = self.ok.response.to_tag or ""
+        data = self._request("INVITE", cseq, tag, body=self.sdp(cseq, direction))
+        reply = await self.sip.request(data, self.server_port)
+        assert reply is not None and reply.status == 200, reply
+        self.sip.send(self._request("ACK", cseq, tag), self.server_port)
+        answer = parse_sdp(reply.response.body)
+        return answer.direction_of(answer.media[0]).value
 
     def _request(self, method: str, cseq: int, to_tag: str, body: bytes = b"") -> bytes:
         to = f"<sip:{self.target}@127.0.0.1>" + (f";tag={to_tag}" if to_tag else "")
@@ -245,3 +259,58 @@ async def test_sipp_uac_100_sequential_calls(endpoint: SipEndpoint) -> None:
     output, _ = await asyncio.wait_for(process.communicate(), 90)
     assert process.returncode == 0, output.decode(errors="replace")[-3000:]
     assert endpoint.calls is not None and endpoint.calls.active == 0
+
+
+@pytest.mark.asyncio
+async def test_hold_and_resume_by_reinvite(endpoint: SipEndpoint) -> None:
+    uac = await _uac(endpoint, "echo")
+    try:
+        media_port = await uac.call()
+        uac.ack()
+        uac.rtp.send_tone(media_port, 1000.0, 0.6)
+        await asyncio.sleep(0.8)
+        assert len(uac.rtp.received) > 10
+        # Hold (RFC 3264 §8.4): we offer sendonly, the engine answers recvonly and stops sending.
+        assert await uac.reinvite(3, "sendonly") == "recvonly"
+        await asyncio.sleep(0.2)
+        before_hold = len(uac.rtp.received)
+        uac.rtp.send_tone(media_port, 1000.0, 0.6)
+        await asyncio.sleep(0.8)
+        assert len(uac.rtp.received) - before_hold <= 2, "the engine kept sending while held"
+        # Resume: sendrecv again, and the echo comes back.
+        assert await uac.reinvite(4, "sendrecv") == "sendrecv"
+        resumed = len(uac.rtp.received)
+        uac.rtp.send_tone(media_port, 1000.0, 1.0)
+        await asyncio.sleep(1.2)
+        audio = uac.rtp.audio()[resumed * 160 :]
+        assert len(audio) > 8000 * 0.5
+        assert abs(dominant_frequency(audio[-3000:]) - 1000.0) < 20
+    finally:
+        await uac.bye()
+        uac.sip.close()
+        uac.rtp.close()
+
+
+@pytest.mark.asyncio
+async def test_media_timeout_hangs_up_a_silent_call_but_not_a_held_one() -> None:
+    base = free_base()
+    config = EndpointConfig(host="127.0.0.1", port=0, media_timeout=1.0)
+    server = SipEndpoint(config, media=(RtpPortPool("127.0.0.1", base, base + 199), MediaClock()))
+    await server.start()
+    silent, held = await _uac(server, "echo"), await _uac(server, "tone")
+    try:
+        await silent.call()
+        silent.ack()
+        await held.call()
+        held.ack()
+        assert await held.reinvite(3, "inactive") == "inactive"
+        request = parse_message(await asyncio.wait_for(silent.sip.collector.queue.get(), 5))
+        assert isinstance(request, Request) and request.method == "BYE"
+        assert request.call_id == silent.call_id
+        assert held.sip.collector.queue.empty(), "a held call must not time out"
+        assert server.calls is not None and server.calls.active == 1
+    finally:
+        await server.stop()
+        for uac in (silent, held):
+            uac.sip.close()
+            uac.rtp.close()
