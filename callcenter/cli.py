@@ -20,6 +20,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import numpy as np
 import pydantic
 from alembic import command
 from alembic.config import Config
@@ -32,11 +33,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter import __version__
 from callcenter.db.session import create_engine, create_sessionmaker
-from callcenter.engine.media import MediaClock, RtpPortPool
+from callcenter.engine.media import MediaClock, RtpLeg, RtpPortPool
+from callcenter.engine.outbound import CallFailed
 from callcenter.engine.registration import Registrations
 from callcenter.engine.sip_endpoint import EndpointConfig, SipEndpoint
+from callcenter.media import Frame, encode_wav, load_prompt
 from callcenter.services.subscribers import SqlSubscriberDirectory, SubscriberError, add_user
 from callcenter.settings import Settings
+from callcenter.sip import SipUri, parse_uri
 
 log = logging.getLogger("callcenter")
 
@@ -311,6 +315,85 @@ def user_add(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# --- callcenter call ----------------------------------------------------------------------
+
+
+class _CallMedia:
+    """What the test phone plays and records, one 20 ms frame per tick."""
+
+    def __init__(self, leg: RtpLeg, play: Frame | None, digits: str) -> None:
+        self.leg = leg
+        self.play = play if play is not None else np.zeros(0, np.int16)
+        self.digits = digits
+        self.recorded: list[Frame] = []
+        self.done = asyncio.Event()
+
+    def tick(self, n: int) -> None:
+        heard = self.leg.read_frame()
+        self.recorded.append(heard.copy() if heard is not None else np.zeros(160, np.int16))
+        start = n * 160
+        chunk = self.play[start : start + 160]
+        if len(chunk) < 160:
+            chunk = np.concatenate([chunk, np.zeros(160 - len(chunk), np.int16)])
+        self.leg.write_frame(chunk)
+        if n == 25:  # half a second in, once media flows both ways
+            for digit in self.digits:
+                self.leg.send_digit(digit)
+        if start >= len(self.play) and n >= 25 + 10 * len(self.digits) + 25:
+            self.done.set()
+
+
+def call(settings: Settings, args: argparse.Namespace) -> int:
+    """Place one call: the engine as a UAC, a test phone for people and for our tests."""
+    configure_logging(settings)
+    target = parse_uri(args.uri)
+    if not isinstance(target, SipUri):
+        raise StartupError(f"{args.uri}: a sip: URI is needed")
+    play = load_prompt(Path(args.play).read_bytes()) if args.play else None
+    return run_async(lambda: _call(settings, args, target, play))
+
+
+async def _call(
+    settings: Settings, args: argparse.Namespace, target: SipUri, play: Frame | None
+) -> int:
+    host = args.local_host
+    pool = RtpPortPool(host, settings.rtp_port_min, settings.rtp_port_max)
+    clock = MediaClock()
+    endpoint = SipEndpoint(EndpointConfig(host=host, port=0), media=(pool, clock))
+    await endpoint.start()
+    try:
+        assert endpoint.outbound is not None
+        try:
+            placed = await asyncio.wait_for(endpoint.outbound.dial(target), args.timeout)
+        except CallFailed as exc:
+            print(f"call failed: {exc}", file=sys.stderr)
+            return 1
+        except TimeoutError:
+            print(f"call failed: no answer in {args.timeout:g} s", file=sys.stderr)
+            return 1
+        media = _CallMedia(placed.leg, play, args.dtmf or "")
+        clock.add(media)
+        waits = [
+            asyncio.ensure_future(media.done.wait()),
+            asyncio.ensure_future(placed.ended.wait()),
+        ]
+        await asyncio.wait(waits, timeout=args.duration, return_when=asyncio.FIRST_COMPLETED)
+        for wait in waits:
+            wait.cancel()
+        clock.remove(media)
+        hung_up_by_peer = placed.ended.is_set()
+        await endpoint.outbound.hang_up(placed)
+        seconds = len(media.recorded) * 0.02
+        if args.record:
+            audio = np.concatenate(media.recorded) if media.recorded else np.zeros(0, np.int16)
+            Path(args.record).write_bytes(encode_wav(audio, 8000, 1))
+        who = "the other side" if hung_up_by_peer else "us"
+        print(f"answered {placed.status}; {seconds:.1f} s of audio; hung up by {who}")
+        return 0
+    finally:
+        await endpoint.stop()
+
+
 # --- entry point ---------------------------------------------------------------------------
 
 
@@ -335,6 +418,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--sip-password", help="lets the user register SIP phones (stored as digest HA1 only)"
     )
     add_parser.set_defaults(run=user_add)
+    call_parser = commands.add_parser("call", help="place a test call (the engine as a UAC)")
+    call_parser.add_argument("uri", help="e.g. sip:echo@127.0.0.1:5060")
+    call_parser.add_argument("--play", help="a WAV file to send (any rate; sent as 8 kHz)")
+    call_parser.add_argument("--record", help="write what the other side sends to this WAV")
+    call_parser.add_argument("--dtmf", help="RFC 4733 digits to send half a second in")
+    call_parser.add_argument("--duration", type=float, default=30.0, help="hang up after (s)")
+    call_parser.add_argument("--timeout", type=float, default=32.0, help="give up ringing (s)")
+    call_parser.add_argument("--local-host", default="127.0.0.1", help="our SIP/RTP address")
+    call_parser.set_defaults(run=call)
     serve_parser = commands.add_parser(
         "serve", help="run the service until SIGINT or SIGTERM (the database must be migrated)"
     )

@@ -133,6 +133,9 @@ class Calls:
             respond(key, dialogs.respond(request, 488, exc.reason[:100])[0])
             return
         leg.connect(negotiated)
+        call_id = request.call_id
+        # Digits are logged per call (the IVR will consume them); RFC 4733 or in-band later.
+        leg.on_digit = lambda digit: log.info("call %s: DTMF %s", call_id, digit)
         ok, events = dialogs.respond(
             request,
             200,

@@ -39,15 +39,18 @@ from ..sip.transaction import (
     ClientKey,
     RequestReceived,
     RequestRefused,
+    ResponseReceived,
     ServerTransactionKey,
     TimerConfig,
     TransactionLayer,
     TransactionTerminated,
+    TransactionTimedOut,
     Transmission,
 )
 from ..sip.uas import UasPolicy, check_request
 from .calls import EXTENSIONS, Calls
 from .media import MediaClock, RtpPortPool
+from .outbound import OutboundCalls, ResponseHandler
 from .registration import Registrations
 from .transport import Peer, SipTransports
 
@@ -121,6 +124,11 @@ class SipEndpoint:
             if media is not None
             else None
         )
+        self.outbound = (
+            OutboundCalls(self, pool=media[0], local_host=config.host)
+            if media is not None
+            else None
+        )
         self.transports = SipTransports(
             config.host,
             config.port,
@@ -134,6 +142,7 @@ class SipEndpoint:
         self.dialogs = Dialogs()
         self._peers: dict[ServerTransactionKey, Peer] = {}
         self._destinations: dict[ClientKey, Peer] = {}  # where our requests go
+        self._handlers: dict[ClientKey, ResponseHandler] = {}  # who awaits their responses
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Requests answered after an await (a database lookup): owned, cancelled on stop.
@@ -187,14 +196,28 @@ class SipEndpoint:
             self.layer.send_response(key, response, self._now())
             self._flush()
 
-    def send_request(self, request: Request, peer: Peer) -> None:
-        """Send a request of ours (a BYE) to `peer` through a client transaction."""
+    def send_request(
+        self, request: Request, peer: Peer, *, on_response: ResponseHandler | None = None
+    ) -> None:
+        """Send a request of ours to `peer` through a client transaction; `on_response` gets
+        each response passed up, and None if the transaction times out."""
         request.headers.prepend(
             "Via", f"SIP/2.0/{peer.transport} {self.config.host}:{self.port};rport"
         )
         key = self.layer.send_request(request, self._now(), reliable=peer.reliable)
         self._destinations[key] = peer
+        if on_response is not None:
+            self._handlers[key] = on_response
         self._flush()
+
+    def send_ack(self, ack: Request, peer: Peer) -> None:
+        """The ACK of a 2xx goes straight to the transport: it is a transaction of its own
+        that nobody answers (§17.1.1.3), with a fresh branch each time."""
+        branch = self.layer.new_branch()
+        ack.headers.prepend(
+            "Via", f"SIP/2.0/{peer.transport} {self.config.host}:{self.port};branch={branch}"
+        )
+        self._send_bytes(ack, peer)
 
     # --- input --------------------------------------------------------------------------
 
@@ -265,10 +288,19 @@ class SipEndpoint:
             busy = make_response(event.request, 503, to_tag=random_tag())
             busy.headers.add("Retry-After", "5")
             self._send_bytes(busy, peer)
+        elif isinstance(event, ResponseReceived):
+            handler = self._handlers.get(event.transaction)
+            if handler is not None:
+                handler(event.response)
+        elif isinstance(event, TransactionTimedOut):
+            key = event.transaction
+            if isinstance(key, ClientKey) and (handler := self._handlers.get(key)) is not None:
+                handler(None)
         elif isinstance(event, TransactionTerminated):
             key = event.transaction
             if isinstance(key, ClientKey):
                 self._destinations.pop(key, None)
+                self._handlers.pop(key, None)
             else:
                 self._peers.pop(key, None)
         elif (
@@ -305,7 +337,8 @@ class SipEndpoint:
             return make_response(request, 481, to_tag=random_tag())
         if request.method == "BYE":
             response, _events = self.dialogs.respond(request, 200)
-            self.calls.ended_by_peer(dialog)
+            if self.outbound is None or not self.outbound.ended_by_peer(dialog):
+                self.calls.ended_by_peer(dialog)
             return response
         if request.method == "INVITE":
             return self.calls.reinvite(key, request, dialog)
@@ -384,9 +417,9 @@ class SipEndpoint:
         if not self.transports.send(transmission.data, destination):
             self.layer.handle_transport_error(key, self._now())
 
-    def _send_bytes(self, response: Response, peer: Peer) -> None:
+    def _send_bytes(self, message: Request | Response, peer: Peer) -> None:
         try:
-            data = bytes(response)
+            data = bytes(message)
         except SipError:
             return  # an echoed field we refuse to write (CR/LF): better silent than injected
         self.transports.send(data, peer)
