@@ -37,6 +37,7 @@ from callcenter.engine.media import MediaClock, RtpLeg, RtpPortPool
 from callcenter.engine.outbound import CallFailed
 from callcenter.engine.registration import Registrations
 from callcenter.engine.sip_endpoint import EndpointConfig, SipEndpoint
+from callcenter.engine.trunks import Trunk, Trunks
 from callcenter.media import Frame, encode_wav, load_prompt
 from callcenter.services.subscribers import SqlSubscriberDirectory, SubscriberError, add_user
 from callcenter.settings import Settings
@@ -88,13 +89,23 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
         algorithms=settings.sip_digest_algorithms,
     )
     config = EndpointConfig(
-        host=settings.sip_host, port=settings.sip_port, media_timeout=settings.media_timeout
+        host=settings.sip_host,
+        port=settings.sip_port,
+        media_timeout=settings.media_timeout,
+        ring_timeout=settings.ring_timeout,
+        hold_music=str(settings.hold_music) if settings.hold_music else None,
     )
     media = (
         RtpPortPool(settings.sip_host, settings.rtp_port_min, settings.rtp_port_max),
         MediaClock(),
     )
-    return [SipEndpoint(config, registrations=registrations, media=media)]
+    trunks = Trunks(
+        [
+            Trunk.build(t.name, t.peers, numbers=t.numbers, outbound=t.outbound)
+            for t in settings.trunks
+        ]
+    )
+    return [SipEndpoint(config, registrations=registrations, media=media, trunks=trunks)]
 
 
 def digest_secret(settings: Settings) -> bytes:

@@ -7,15 +7,35 @@ here, grouped under a comment, when they are built.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 DATABASE_FILE = "callcenter.db"
+
+
+class TrunkSettings(BaseModel):
+    """One SIP trunk (carrier): who may send us calls by address, and where calls out go."""
+
+    name: str = Field(min_length=1, max_length=64)
+    # IP addresses or CIDR networks whose INVITEs are accepted without authentication.
+    peers: list[str] = Field(min_length=1)
+    # Dialled number -> extension or user name it rings (other numbers are taken as names).
+    numbers: dict[str, str] = {}
+    # host[:port][;transport=tcp] that calls to outside numbers are sent to (None: inbound only).
+    outbound: str | None = None
+
+    @field_validator("peers")
+    @classmethod
+    def _networks(cls, peers: list[str]) -> list[str]:
+        for peer in peers:
+            ipaddress.ip_network(peer.strip(), strict=False)  # ValueError names the bad one
+        return peers
 
 
 class Settings(BaseSettings):
@@ -41,6 +61,15 @@ class Settings(BaseSettings):
     rtp_port_max: int = Field(default=20999, ge=1025, le=65535)
     # A call whose peer sends no RTP for this long (and has not put it on hold) is hung up.
     media_timeout: float = Field(default=30.0, gt=0)
+    # A bridged call (to a phone or out through a trunk) rings this long before the caller
+    # hears 480.
+    ring_timeout: float = Field(default=60.0, gt=0)
+    # Music on hold and for the `music` extension: a WAV file (any rate; empty: built-in).
+    hold_music: Path | None = None
+    # SIP trunks, as JSON: [{"name": "carrier", "peers": ["203.0.113.0/24"],
+    # "numbers": {"+15551230000": "alice"}, "outbound": "203.0.113.5:5060"}]. Without any, only
+    # registered users (digest) may call.
+    trunks: list[TrunkSettings] = []
     # Digest algorithms offered to phones, most preferred first. MD5 alone by default: some
     # deployed phones (baresip 1.0) refuse a 401 that offers anything else as well.
     sip_digest_algorithms: tuple[Literal["MD5", "SHA-256"], ...] = ("MD5",)

@@ -1,12 +1,14 @@
-"""Calls answered by the engine itself: the built-in test extensions `echo` and `tone`.
+"""The engine's calls: every established dialog with an RTP leg, whichever side placed it.
 
-Owns the UAS side of an INVITE (RFC 3261 §13.3): the SDP answer (RFC 3264), opening and
-connecting the RTP leg, the 2xx retransmitted until its ACK (§13.3.1.4: T1 doubling to T2,
-BYE after 64*T1 without ACK), re-INVITEs for hold and resume (§14, RFC 3264 §8.4), BYE from
-either side (§15), the media timeout (no RTP for a while: BYE, unless the peer put the call
-on hold), and hanging up every call with BYE when the engine stops. Must not know queues,
-agents or HTTP: routing calls to registered phones and into the contact center is built on
-top of this, later.
+Owns the UAS side of an INVITE (RFC 3261 §13.3): accepting the SDP offer (RFC 3264) on a new
+RTP leg, provisional responses while something else decides (a phone rings), the 2xx
+retransmitted until its ACK (§13.3.1.4: T1 doubling to T2, BYE after 64*T1 without ACK), the
+487 of a CANCEL (§9.2) and other rejections; then, for calls we answered and calls we placed
+alike (`adopt`), re-INVITEs for hold and resume (§14, RFC 3264 §8.4), BYE from either side
+(§15), the media timeout (no RTP for a while: BYE, unless the peer put the call on hold),
+and hanging up every call with BYE when the engine stops. What a call is connected to (a
+built-in extension's player, the other half of a bridge) is the caller's business, told
+through `media` and the `on_end`/`on_hold` callbacks. Must not know queues, agents or HTTP.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..sip import NameAddr, Request, Response, SipUri
-from ..sip.dialog import Dialog, DialogEstablished, DialogId, Dialogs, DialogState
+from ..sip.dialog import Dialog, DialogId, Dialogs, DialogState
 from ..sip.offer_answer import Negotiated, NegotiationError, answer_offer
 from ..sip.sdp import SdpError, parse_sdp
 from ..sip.transaction import DEFAULT_TIMERS, ServerTransactionKey, TimerConfig
@@ -51,24 +53,43 @@ class Signalling(Protocol):
     def now(self) -> float: ...
 
 
-@dataclass(slots=True)
-class Call:
-    dialog_id: DialogId
+@dataclass(slots=True, eq=False)
+class PendingCall:
+    """An INVITE whose offer we accepted on `leg`, not answered yet. `on_cancel` is called
+    when the caller CANCELs it (the 487 is sent already)."""
+
     key: ServerTransactionKey
+    request: Request
     peer: Peer
     leg: RtpLeg
-    player: Tickable
-    ok: Response
+    negotiated: Negotiated
+    on_cancel: Callable[[], None] | None = None
+    finished: bool = False  # answered, rejected or cancelled
+    early: DialogId | None = None  # the early dialog our 18x made
+
+
+@dataclass(slots=True, eq=False)
+class Call:
+    dialog_id: DialogId
+    peer: Peer
+    leg: RtpLeg
     started: float
-    interval: float
     negotiated: Negotiated  # the last offer/answer: a re-INVITE is answered against it
-    acked: bool = False
+    media: Tickable | None = None  # on the clock while the call lasts (a player)
+    on_end: Callable[[], None] | None = None
+    on_hold: Callable[[bool], None] | None = None  # the peer held (True) or resumed the call
+    # Our latest 2xx to an INVITE from the peer, retransmitted until its ACK.
+    key: ServerTransactionKey | None = None
+    ok: Response | None = None
+    acked: bool = True
+    interval: float = 0.0
+    answered_at: float = 0.0
     retransmit: asyncio.TimerHandle | None = field(default=None, repr=False)
-    answered_at: float = 0.0  # when the latest 2xx went out (its retransmissions count from it)
 
 
 class Calls:
-    """The calls of one endpoint. `invite()` answers; `ack()`, `ended_by_peer()` and
+    """The calls of one endpoint. `accept_offer()` → `answer()` / `reject()` for INVITEs we
+    receive, `adopt()` for those we placed; `ack()`, `reinvite()`, `ended_by_peer()` and
     `hang_up()` follow the dialog; `stop()` hangs everything up."""
 
     def __init__(
@@ -87,39 +108,44 @@ class Calls:
         self.local_host = local_host
         self.timers = timers
         self.media_timeout = media_timeout
+        # This endpoint's built-in extensions (`music` joins once its file is loaded).
+        self.extensions = dict(EXTENSIONS)
         self._calls: dict[DialogId, Call] = {}
+        self._pending: dict[ServerTransactionKey, PendingCall] = {}
         self._watching = False
         self._closing: set[asyncio.Task[None]] = set()  # legs being closed, awaited on stop
+        self._forget: set[asyncio.TimerHandle] = set()  # ended dialogs kept for late retries
 
     @property
     def active(self) -> int:
         return len(self._calls)
 
-    def handles(self, request: Request) -> bool:
-        """Whether an out-of-dialog INVITE is for us: its Request-URI names an extension."""
-        uri = request.uri
-        return isinstance(uri, SipUri) and (uri.user_unescaped or "") in EXTENSIONS
+    def get(self, dialog_id: DialogId) -> Call | None:
+        return self._calls.get(dialog_id)
 
-    async def invite(self, key: ServerTransactionKey, request: Request, peer: Peer) -> None:
-        """Answer an INVITE for a built-in extension (the caller checked `handles`)."""
-        respond = self.signalling.respond
-        dialogs = self.signalling.dialogs
+    # --- INVITEs from peers ---------------------------------------------------------------
+
+    async def accept_offer(
+        self, key: ServerTransactionKey, request: Request, peer: Peer
+    ) -> PendingCall | None:
+        """Open a leg and answer the INVITE's offer (not sent yet); None when the INVITE was
+        rejected instead (488 for an unusable or missing offer, 503 without media ports)."""
         if request.content_type != "application/sdp" or not request.body:
             # An INVITE without offer wants ours in the 200 and its answer in the ACK; that
             # (RFC 3261 §13.2.1 "late offer") is not supported yet, so say it plainly.
-            respond(key, dialogs.respond(request, 488, "Offer required in INVITE")[0])
-            return
+            self._respond(key, request, 488, "Offer required in INVITE")
+            return None
         try:
             offer = parse_sdp(request.body)
         except SdpError as exc:
-            respond(key, dialogs.respond(request, 488, exc.reason[:100])[0])
-            return
+            self._respond(key, request, 488, exc.reason[:100])
+            return None
         try:
             leg = await self.pool.open_leg()
         except OSError:
             log.warning("no free RTP port for a call from %s:%d", peer.host, peer.port)
-            respond(key, dialogs.respond(request, 503, "No media ports")[0])
-            return
+            self._respond(key, request, 503, "No media ports")
+            return None
         try:
             negotiated = answer_offer(
                 offer,
@@ -130,46 +156,160 @@ class Calls:
             )
         except NegotiationError as exc:
             await leg.close()
-            respond(key, dialogs.respond(request, 488, exc.reason[:100])[0])
-            return
+            self._respond(key, request, 488, exc.reason[:100])
+            return None
         leg.connect(negotiated)
-        call_id = request.call_id
-        # Digits are logged per call (the IVR will consume them); RFC 4733 or in-band later.
-        leg.on_digit = lambda digit: log.info("call %s: DTMF %s", call_id, digit)
-        ok, events = dialogs.respond(
+        pending = PendingCall(key=key, request=request, peer=peer, leg=leg, negotiated=negotiated)
+        self._pending[key] = pending
+        return pending
+
+    def _respond(
+        self, key: ServerTransactionKey, request: Request, status: int, reason: str | None = None
+    ) -> Response:
+        response, _events = self.signalling.dialogs.respond(
+            request, status, reason, contact=self.signalling.contact
+        )
+        self.signalling.respond(key, response)
+        return response
+
+    def ringing(self, pending: PendingCall, status: int = 180) -> None:
+        """A provisional response (180 Ringing, 183) while the call is being placed."""
+        if not pending.finished:
+            response = self._respond(pending.key, pending.request, status)
+            pending.early = DialogId.as_uas(response)
+
+    def reject(self, pending: PendingCall, status: int, reason: str | None = None) -> None:
+        """A final error response (486, 480, 487 ...) and the leg released."""
+        if pending.finished:
+            return
+        pending.finished = True
+        self._pending.pop(pending.key, None)
+        self._respond(pending.key, pending.request, status, reason)
+        self._close_leg(pending.leg)
+        if pending.early is not None:
+            self._forget_later(pending.early)
+
+    def cancel(self, key: ServerTransactionKey) -> bool:
+        """The caller CANCELled the INVITE `key` (its 200 is the endpoint's): 487 it, and tell
+        whoever was placing the call. False when nothing is pending (answered already)."""
+        pending = self._pending.get(key)
+        if pending is None:
+            return False
+        self.reject(pending, 487)
+        if pending.on_cancel is not None:
+            pending.on_cancel()
+        return True
+
+    def answer(
+        self,
+        pending: PendingCall,
+        *,
+        media: Tickable | None = None,
+        on_end: Callable[[], None] | None = None,
+        on_hold: Callable[[bool], None] | None = None,
+    ) -> Call | None:
+        """Send the 200 with our SDP answer and keep the call; `media` goes on the clock.
+        None if the INVITE was cancelled (or rejected) meanwhile."""
+        if pending.finished:
+            return None
+        pending.finished = True
+        self._pending.pop(pending.key, None)
+        request = pending.request
+        ok, _events = self.signalling.dialogs.respond(
             request,
             200,
-            body=bytes(negotiated.local_sdp),
+            body=bytes(pending.negotiated.local_sdp),
             content_type="application/sdp",
             contact=self.signalling.contact,
         )
-        dialog_id = next(e.dialog_id for e in events if isinstance(e, DialogEstablished))
-        extension = (request.uri.user_unescaped or "") if isinstance(request.uri, SipUri) else ""
-        player = EXTENSIONS[extension](leg)
+        now = self.signalling.now()
+        call = Call(
+            dialog_id=DialogId.as_uas(ok),
+            peer=pending.peer,
+            leg=pending.leg,
+            started=now,
+            negotiated=pending.negotiated,
+            media=media,
+            on_end=on_end,
+            on_hold=on_hold,
+            key=pending.key,
+            ok=ok,
+            acked=False,
+            interval=self.timers.t1,
+            answered_at=now,
+        )
+        self._keep(call)
+        self.signalling.respond(pending.key, ok)
+        # §13.3.1.4: the UAS core retransmits its 2xx until the ACK, on every transport (the
+        # transaction is gone after a 2xx, so nobody else will).
+        self._arm(call)
+        return call
+
+    async def invite(
+        self,
+        key: ServerTransactionKey,
+        request: Request,
+        peer: Peer,
+        *,
+        extension: str | None = None,
+    ) -> None:
+        """Answer an INVITE for a built-in extension (by default the one its Request-URI
+        names)."""
+        if extension is None:
+            uri = request.uri
+            extension = (uri.user_unescaped or "") if isinstance(uri, SipUri) else ""
+        make_player = self.extensions.get(extension)
+        if make_player is None:
+            self._respond(key, request, 404)
+            return
+        pending = await self.accept_offer(key, request, peer)
+        if pending is None:
+            return
+        call_id = request.call_id
+        # Digits are logged per call (the IVR will consume them); RFC 4733 or in-band later.
+        pending.leg.on_digit = lambda digit: log.info("call %s: DTMF %s", call_id, digit)
+        if self.answer(pending, media=make_player(pending.leg)) is not None:
+            log.info("call %s answered by %s", call_id, extension)
+
+    # --- calls we placed ------------------------------------------------------------------
+
+    def adopt(
+        self,
+        dialog_id: DialogId,
+        peer: Peer,
+        leg: RtpLeg,
+        negotiated: Negotiated,
+        *,
+        media: Tickable | None = None,
+        on_end: Callable[[], None] | None = None,
+        on_hold: Callable[[bool], None] | None = None,
+    ) -> Call:
+        """Keep a call we placed (answered and ACKed) like the ones we answered."""
         now = self.signalling.now()
         call = Call(
             dialog_id=dialog_id,
-            key=key,
             peer=peer,
             leg=leg,
-            player=player,
-            ok=ok,
             started=now,
-            interval=self.timers.t1,
             negotiated=negotiated,
+            media=media,
+            on_end=on_end,
+            on_hold=on_hold,
             answered_at=now,
         )
-        self._calls[dialog_id] = call
-        self.clock.add(player)
+        self._keep(call)
+        return call
+
+    # --- established calls ----------------------------------------------------------------
+
+    def _keep(self, call: Call) -> None:
+        self._calls[call.dialog_id] = call
+        if call.media is not None:
+            self.clock.add(call.media)
         if not self._watching:
             # The media-timeout check rides the media clock (one tick a second).
             self.clock.add(self)
             self._watching = True
-        respond(key, ok)
-        # §13.3.1.4: the UAS core retransmits its 2xx until the ACK, on every transport (the
-        # transaction is gone after a 2xx, so nobody else will).
-        self._arm(call)
-        log.info("call %s answered by %s", request.call_id, extension)
 
     def _arm(self, call: Call) -> None:
         loop = asyncio.get_running_loop()
@@ -177,7 +317,7 @@ class Calls:
 
     def _retransmit(self, call: Call) -> None:
         call.retransmit = None
-        if call.acked or call.dialog_id not in self._calls:
+        if call.acked or call.dialog_id not in self._calls or call.key is None or call.ok is None:
             return
         if self.signalling.now() - call.answered_at >= 64 * self.timers.t1:
             log.info("no ACK for the 2xx of %s: hanging up", call.dialog_id.call_id)
@@ -207,6 +347,7 @@ class Calls:
         except SdpError as exc:  # NegotiationError is an SdpError
             return dialogs.respond(request, 488, exc.reason[:100])[0]
         call.leg.connect(negotiated)
+        was_held = call.negotiated.remote_hold
         call.negotiated = negotiated
         ok, _events = dialogs.respond(
             request, 200, body=bytes(negotiated.local_sdp), content_type="application/sdp"
@@ -222,6 +363,8 @@ class Calls:
             negotiated.direction.value,
             "holds" if negotiated.remote_hold else "sends",
         )
+        if negotiated.remote_hold != was_held and call.on_hold is not None:
+            call.on_hold(negotiated.remote_hold)
         return ok
 
     def tick(self, n: int) -> None:
@@ -247,11 +390,13 @@ class Calls:
             call.retransmit.cancel()
             call.retransmit = None
 
-    def ended_by_peer(self, dialog: Dialog) -> None:
+    def ended_by_peer(self, dialog: Dialog) -> bool:
         """The peer's BYE (already answered 200 by the endpoint) ends the call."""
         call = self._calls.pop(dialog.id, None)
-        if call is not None:
-            self._release(call)
+        if call is None:
+            return False
+        self._release(call)
+        return True
 
     def hang_up(self, dialog_id: DialogId) -> None:
         """End a call from our side: BYE to the peer (§15.1.1), media released at once."""
@@ -268,16 +413,43 @@ class Calls:
         if call.retransmit is not None:
             call.retransmit.cancel()
             call.retransmit = None
-        self.clock.remove(call.player)
-        task = asyncio.get_running_loop().create_task(call.leg.close())
+        if call.media is not None:
+            self.clock.remove(call.media)
+        self._close_leg(call.leg)
+        self._forget_later(call.dialog_id)
+        if call.on_end is not None:
+            on_end, call.on_end = call.on_end, None
+            on_end()
+
+    def _close_leg(self, leg: RtpLeg) -> None:
+        task = asyncio.get_running_loop().create_task(leg.close())
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
+    def _forget_later(self, dialog_id: DialogId) -> None:
+        """Drop an ended dialog after 64*T1, when no retransmission can still need it."""
+        dialogs = self.signalling.dialogs
+
+        def forget() -> None:
+            self._forget.discard(handle)
+            dialogs.discard(dialog_id)
+
+        handle = asyncio.get_running_loop().call_later(64 * self.timers.t1, forget)
+        self._forget.add(handle)
+
     async def stop(self) -> None:
-        """Hang up every call with BYE (graceful shutdown) and release the media."""
+        """Reject what is still ringing, hang up every call with BYE (graceful shutdown) and
+        release the media."""
+        for pending in list(self._pending.values()):
+            self.reject(pending, 503, "Shutting down")
+            if pending.on_cancel is not None:
+                pending.on_cancel()
         for dialog_id in list(self._calls):
             self.hang_up(dialog_id)
         if self._watching:
             self.clock.remove(self)
             self._watching = False
+        for handle in self._forget:
+            handle.cancel()
+        self._forget.clear()
         await asyncio.gather(*self._closing, return_exceptions=True)

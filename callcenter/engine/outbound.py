@@ -1,25 +1,32 @@
 """Calls the engine places (the UAC side, RFC 3261 §13.2): INVITE, its answers, ACK, BYE.
 
-Owns our INVITE with an SDP offer on a fresh RTP leg, waiting for the final response
-(provisionals only noted), accepting the answer (RFC 3264) and connecting the leg, ACKing
-every 2xx, retransmissions included (§13.2.2.4), and hanging up. The `callcenter call` test
-phone uses it now; routing calls to phones and trunks will. Must not know queues or HTTP.
+Owns our INVITE with an SDP offer on a fresh RTP leg until its final response: provisional
+responses passed on (a bridge relays the ringing), CANCEL (§9.1: only once a provisional has
+arrived, and a 2xx that crosses it is ACKed and hung up), accepting the answer (RFC 3264),
+connecting the leg and handing the call to `Calls`, which then owns it like any other;
+ACKing every 2xx, retransmissions included (§13.2.2.4). Used by the `callcenter call` test
+phone and by bridges to registered phones and trunks. Must not know queues or HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..sip import Headers, NameAddr, Request, Response, SipUri
-from ..sip.dialog import Dialog, DialogId, Dialogs, DialogState, random_tag
+from ..sip import Headers, NameAddr, Request, Response, SipError, SipUri
+from ..sip.dialog import DialogId, Dialogs, DialogState, random_tag
 from ..sip.offer_answer import accept_answer, build_offer
 from ..sip.sdp import SdpError, parse_sdp
-from .media import RtpLeg, RtpPortPool
+from .calls import Call, Calls
+from .media import RtpLeg, RtpPortPool, Tickable
 from .transport import Peer
+
+log = logging.getLogger(__name__)
 
 _call_ids = itertools.count(1)
 
@@ -46,6 +53,8 @@ class UacSignalling(Protocol):
         self, request: Request, peer: Peer, *, on_response: ResponseHandler | None = None
     ) -> None: ...
 
+    def send_cancel(self, invite: Request, peer: Peer) -> None: ...
+
     def send_ack(self, ack: Request, peer: Peer) -> None: ...
 
 
@@ -53,36 +62,59 @@ class ResponseHandler(Protocol):
     def __call__(self, response: Response | None) -> None: ...
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class OutboundCall:
-    """A call we placed. `ended` is set when either side hangs up."""
+    """A call we place. `answered` resolves with the 2xx (or fails with CallFailed); `ended`
+    is set when either side hangs up or the call fails."""
 
     leg: RtpLeg
     peer: Peer
     invite: Request
+    on_provisional: Callable[[int], None] | None = None
     dialog_id: DialogId | None = None
     status: int = 0
+    provisional_seen: bool = False
+    cancelled: bool = False
+    cancel_sent: bool = False
+    call: Call | None = None  # once answered: the established call, owned by Calls
     answered: asyncio.Future[Response] = field(default_factory=asyncio.Future)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class OutboundCalls:
-    def __init__(self, signalling: UacSignalling, *, pool: RtpPortPool, local_host: str) -> None:
+    def __init__(
+        self, signalling: UacSignalling, calls: Calls, *, pool: RtpPortPool, local_host: str
+    ) -> None:
         self.signalling = signalling
+        self.calls = calls
         self.pool = pool
         self.local_host = local_host
-        self._calls: dict[DialogId, OutboundCall] = {}
 
-    async def dial(self, target: SipUri, *, caller: str = "callcenter") -> OutboundCall:
-        """INVITE `target` (sent to its host and port over UDP) and wait for the answer.
-        Raises CallFailed for a final error response or when nobody answers (Timer B)."""
+    async def dial(
+        self,
+        target: SipUri,
+        *,
+        destination: Peer | None = None,
+        caller: str = "callcenter",
+        caller_name: str | None = None,
+        on_provisional: Callable[[int], None] | None = None,
+        on_end: Callable[[], None] | None = None,
+        on_hold: Callable[[bool], None] | None = None,
+        media: Callable[[RtpLeg], Tickable] | None = None,
+        started: Callable[[OutboundCall], None] | None = None,
+    ) -> OutboundCall:
+        """INVITE `target` (sent to `destination`, by default its host and port over UDP)
+        and wait for the answer. Raises CallFailed for a final error response, a CANCEL, or
+        when nobody answers (Timer B). `started` gets the call as soon as the INVITE is out,
+        so that it can be cancelled."""
         leg = await self.pool.open_leg()
         offer = build_offer(address=self.local_host, port=leg.port, session_id=secrets.randbits(62))
         contact = self.signalling.contact
         from_uri = SipUri(host=self.local_host, user=caller)
+        display = f'"{_quoted(caller_name)}" ' if caller_name else ""
         headers = Headers(
             [
-                ("From", f"<{from_uri}>;tag={random_tag()}"),
+                ("From", f"{display}<{from_uri}>;tag={random_tag()}"),
                 ("To", f"<{target.without_headers()}>"),
                 ("Call-ID", f"{secrets.token_hex(8)}-{next(_call_ids)}@{self.local_host}"),
                 ("CSeq", "1 INVITE"),
@@ -92,22 +124,48 @@ class OutboundCalls:
         )
         invite = Request("INVITE", target.without_headers(), headers)
         invite.set_body(bytes(offer), "application/sdp")
-        peer = Peer("UDP", target.host_unbracketed, target.port or 5060)
-        call = OutboundCall(leg=leg, peer=peer, invite=invite)
+        peer = destination or Peer("UDP", target.host_unbracketed, target.port or 5060)
+        call = OutboundCall(leg=leg, peer=peer, invite=invite, on_provisional=on_provisional)
         self.signalling.send_request(
             invite, peer, on_response=lambda response: self._on_response(call, response)
         )
+        if started is not None:
+            started(call)
         try:
             ok = await call.answered
-        except CallFailed:
+        except (CallFailed, asyncio.CancelledError):
+            call.ended.set()
             await leg.close()
             raise
+        if call.cancelled:  # answered, but given up on while we were being told so
+            self._bye(call)
+            call.ended.set()
+            await leg.close()
+            raise CallFailed(487, "Request Terminated")
         try:
             negotiated = accept_answer(offer, parse_sdp(ok.body))
         except SdpError as exc:
-            await self.hang_up(call)
+            self._bye(call)
+            call.ended.set()
+            await leg.close()
             raise CallFailed(488, f"unusable answer: {exc.reason}") from exc
         leg.connect(negotiated)
+        assert call.dialog_id is not None
+
+        def ended() -> None:
+            call.ended.set()
+            if on_end is not None:
+                on_end()
+
+        call.call = self.calls.adopt(
+            call.dialog_id,
+            peer,
+            leg,
+            negotiated,
+            media=media(leg) if media is not None else None,
+            on_end=ended,
+            on_hold=on_hold,
+        )
         return call
 
     def _on_response(self, call: OutboundCall, response: Response | None) -> None:
@@ -115,8 +173,16 @@ class OutboundCalls:
             if not call.answered.done():
                 call.answered.set_exception(CallFailed(0, "no answer (timeout)"))
             return
-        dialog, _events = self.signalling.dialogs.receive_response(call.invite, response)
+        try:
+            dialog, _events = self.signalling.dialogs.receive_response(call.invite, response)
+        except SipError:
+            dialog = None  # a 2xx without a usable Contact: nothing to ACK or talk to
         if response.status < 200:
+            call.provisional_seen = True
+            if call.cancelled:
+                self._send_cancel(call)
+            elif call.on_provisional is not None and response.status > 100:
+                call.on_provisional(response.status)
             return
         if response.status >= 300:
             if not call.answered.done():
@@ -125,27 +191,58 @@ class OutboundCalls:
         # Every 2xx is ACKed, the first and each retransmission (§13.2.2.4).
         if dialog is not None:
             self.signalling.send_ack(dialog.create_ack(call.invite.cseq), call.peer)
-        if call.answered.done():
+        if call.dialog_id is not None or call.answered.done():
+            if call.call is None and call.dialog_id is None and dialog is not None:
+                self._bye_dialog(dialog.id, call.peer)  # answered after we gave up on it
+            return
+        if dialog is None:
+            call.answered.set_exception(CallFailed(502, "2xx without Contact"))
             return
         call.status = response.status
-        if dialog is not None:
-            call.dialog_id = dialog.id
-            self._calls[dialog.id] = call
+        call.dialog_id = dialog.id
+        if call.cancelled:
+            # The 2xx crossed our CANCEL (§9.1): the call is up, so end it with BYE.
+            self._bye(call)
+            call.answered.set_exception(CallFailed(487, "Request Terminated"))
+            return
         call.answered.set_result(response)
 
-    def ended_by_peer(self, dialog: Dialog) -> bool:
-        """The peer's BYE ended one of our calls (the endpoint answered it 200)."""
-        call = self._calls.pop(dialog.id, None)
-        if call is None:
-            return False
-        call.ended.set()
-        return True
+    def cancel(self, call: OutboundCall) -> None:
+        """Stop ringing: CANCEL once the callee has sent a provisional response (§9.1), or as
+        soon as it does; a call already answered is hung up instead."""
+        if call.call is not None:
+            self.calls.hang_up(call.call.dialog_id)
+            return
+        if call.cancelled:
+            return
+        call.cancelled = True
+        if call.provisional_seen:
+            self._send_cancel(call)
+
+    def _send_cancel(self, call: OutboundCall) -> None:
+        if not call.cancel_sent and not call.answered.done():
+            call.cancel_sent = True
+            self.signalling.send_cancel(call.invite, call.peer)
+
+    def _bye(self, call: OutboundCall) -> None:
+        if call.dialog_id is not None:
+            self._bye_dialog(call.dialog_id, call.peer)
+
+    def _bye_dialog(self, dialog_id: DialogId, peer: Peer) -> None:
+        dialog = self.signalling.dialogs.get(dialog_id)
+        if dialog is not None and dialog.state is not DialogState.TERMINATED:
+            self.signalling.send_request(dialog.create_request("BYE"), peer)
 
     async def hang_up(self, call: OutboundCall) -> None:
-        """BYE (if the call is up) and release the media."""
-        if call.dialog_id is not None and self._calls.pop(call.dialog_id, None) is not None:
-            dialog = self.signalling.dialogs.get(call.dialog_id)
-            if dialog is not None and dialog.state is not DialogState.TERMINATED:
-                self.signalling.send_request(dialog.create_request("BYE"), call.peer)
+        """BYE if the call is up, CANCEL if it is still ringing; media released."""
+        if call.call is not None:
+            self.calls.hang_up(call.call.dialog_id)
+        else:
+            self.cancel(call)
         call.ended.set()
-        await call.leg.close()
+
+
+def _quoted(text: str) -> str:
+    """A display name safe inside a quoted-string (RFC 3261 §25.1): no CR/LF, escaped."""
+    clean = "".join(ch for ch in text if ch >= " " and ch != "\x7f")[:64]
+    return clean.replace("\\", "\\\\").replace('"', '\\"')

@@ -103,7 +103,23 @@ class Registrations:
         now = self._clock()
         return tuple(b for b in self._bindings.get(aor, ()) if b.expires_at > now)
 
-    async def handle(self, request: Request, source: Source, *, to_tag: str) -> Response:
+    def contacts_of_user(self, username: str) -> tuple[Binding, ...]:
+        """Where a user's phones are, whatever host their AOR names (calls route by user
+        name): newest registration first."""
+        now = self._clock()
+        found = [
+            b
+            for aor, bindings in self._bindings.items()
+            if _aor_user(aor) == username
+            for b in bindings
+            if b.expires_at > now
+        ]
+        return tuple(sorted(found, key=lambda b: b.expires_at, reverse=True))
+
+    async def authenticate(self, request: Request, *, to_tag: str) -> str | Response:
+        """The user name a request's digest credentials prove, or what to answer instead: a
+        fresh 401 challenge (none sent, wrong, stale, or an unknown user: one answer for
+        all) or a 400 for a malformed header."""
         now = self._clock()
         credentials = self._credentials(request)
         if isinstance(credentials, Response):
@@ -116,15 +132,25 @@ class Registrations:
         # none, and a replayed REGISTER only re-registers the same contact (nc/once rules of
         # DigestServer stop a replay from being useful anyway).
         result = self.digest.verify(
-            credentials, method="REGISTER", request_uri=None, now=now, ha1=ha1
+            credentials, method=request.method, request_uri=None, now=now, ha1=ha1
         )
         if result is not VerifyResult.OK:
             return self._challenge(request, now, stale=result.stale, to_tag=to_tag)
+        return credentials.username
+
+    async def is_user(self, username: str) -> bool:
+        return await self.directory.credentials(username) is not None
+
+    async def handle(self, request: Request, source: Source, *, to_tag: str) -> Response:
+        now = self._clock()
+        username = await self.authenticate(request, to_tag=to_tag)
+        if isinstance(username, Response):
+            return username
         aor = address_of_record(request.to_addr.uri)
         current = self._bindings.get(aor, ()) if aor is not None else ()
         outcome = process_register(
             request,
-            username=credentials.username,
+            username=username,
             bindings=current,
             now=now,
             source=source,
@@ -159,3 +185,9 @@ class Registrations:
         for challenge in self.digest.challenge(now, stale=stale):
             response.headers.add("WWW-Authenticate", challenge.to_header_value())
         return response
+
+
+def _aor_user(aor: str) -> str:
+    """`sip:alice@host` → `alice` (the canonical AOR keeps safe characters unescaped)."""
+    user, at, _host = aor.removeprefix("sip:").rpartition("@")
+    return user if at else ""

@@ -46,13 +46,17 @@ from ..sip.transaction import (
     TransactionTerminated,
     TransactionTimedOut,
     Transmission,
+    build_cancel,
 )
 from ..sip.uas import UasPolicy, check_request
-from .calls import EXTENSIONS, Calls
-from .media import MediaClock, RtpPortPool
+from .bridge import Bridges
+from .calls import Calls
+from .media import MediaClock, Prompt, RtpPortPool, load_music, music_extension
 from .outbound import OutboundCalls, ResponseHandler
 from .registration import Registrations
+from .routing import Router
 from .transport import Peer, SipTransports
+from .trunks import Trunks
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,8 @@ class EndpointConfig:
     timers: TimerConfig = DEFAULT_TIMERS
     max_transactions: int = 10_000
     media_timeout: float = 30.0  # seconds without RTP before a call is hung up
+    ring_timeout: float = 60.0  # seconds a bridged call may ring before the caller gets 480
+    hold_music: str | None = None  # WAV file for `music` and held calls (None: built-in)
 
 
 def stamp_via(request: Request, peer: Peer) -> None:
@@ -104,6 +110,7 @@ class SipEndpoint:
         *,
         registrations: Registrations | None = None,
         media: tuple[RtpPortPool, MediaClock] | None = None,
+        trunks: Trunks | None = None,
     ) -> None:
         self.config = config
         self.registrations = registrations
@@ -124,11 +131,27 @@ class SipEndpoint:
             if media is not None
             else None
         )
-        self.outbound = (
-            OutboundCalls(self, pool=media[0], local_host=config.host)
-            if media is not None
-            else None
-        )
+        self.trunks = trunks or Trunks()
+        self._music: Prompt | None = None
+        self.outbound: OutboundCalls | None = None
+        self.router: Router | None = None
+        if self.calls is not None and media is not None:
+            self.outbound = OutboundCalls(self, self.calls, pool=media[0], local_host=config.host)
+            self.bridges = Bridges(
+                self.calls,
+                self.outbound,
+                media[1],
+                ring_timeout=config.ring_timeout,
+                music=lambda: self._music.loop() if self._music is not None else None,
+            )
+            self.router = Router(
+                self,
+                self.calls,
+                self.bridges,
+                trunks=self.trunks,
+                registrations=registrations,
+                local_host=config.host,
+            )
         self.transports = SipTransports(
             config.host,
             config.port,
@@ -156,6 +179,11 @@ class SipEndpoint:
         self._loop = asyncio.get_running_loop()
         if self.registrations is not None:
             await self.registrations.start()
+        if self.calls is not None:
+            # Loaded before the first call (it reads a file, once): a bad file stops startup
+            # with its name rather than failing each call.
+            self._music = await load_music(self.config.hold_music)
+            self.calls.extensions["music"] = music_extension(self._music)
         await self.transports.start()
         if self.clock is not None:
             self.clock.start()
@@ -179,7 +207,9 @@ class SipEndpoint:
         if self.calls is not None:
             pool = self.calls.pool
             line += f"; RTP: udp {self.config.host} ports from a pool of {pool.capacity}"
-            line += f" (extensions: {', '.join(sorted(EXTENSIONS))})"
+            line += f" (extensions: {', '.join(sorted(self.calls.extensions))})"
+            names = ", ".join(t.name for t in self.trunks.trunks) or "none"
+            line += f"; trunks: {names}"
         return line
 
     # --- what calls need (calls.Signalling) -----------------------------------------------
@@ -208,6 +238,12 @@ class SipEndpoint:
         self._destinations[key] = peer
         if on_response is not None:
             self._handlers[key] = on_response
+        self._flush()
+
+    def send_cancel(self, invite: Request, peer: Peer) -> None:
+        """CANCEL our INVITE (§9.1): its own client transaction, on the INVITE's branch."""
+        key = self.layer.send_request(build_cancel(invite), self._now(), reliable=peer.reliable)
+        self._destinations[key] = peer
         self._flush()
 
     def send_ack(self, ack: Request, peer: Peer) -> None:
@@ -318,17 +354,20 @@ class SipEndpoint:
         comes later (an INVITE being set up)."""
         assert self.calls is not None
         if request.method == "CANCEL":
-            # Our INVITEs are answered at once, so a CANCEL finds nothing left to cancel; the
-            # CANCEL itself is still answered (§9.2): 200 if its INVITE exists, else 481.
+            # The CANCEL is answered itself (§9.2: 200 if its INVITE exists, else 481), then
+            # the INVITE, if still ringing, gets its 487.
             invite = self.layer.find_invite(request)
-            return make_response(request, 200 if invite is not None else 481, to_tag=random_tag())
+            ok = make_response(request, 200 if invite is not None else 481, to_tag=random_tag())
+            self.layer.send_response(key, ok, self._now())
+            if invite is not None:
+                self.calls.cancel(invite)
+            return None
         if request.to_tag is None:
             rejection = self._pre_check(request)
             if rejection is not None:
                 return rejection
-            if not self.calls.handles(request):
-                return make_response(request, 404, to_tag=random_tag())
-            self._spawn(self.calls.invite(key, request, peer))
+            assert self.router is not None
+            self._spawn(self.router.route(key, request, peer))
             return None
         dialog, verdict = self.dialogs.receive_request(request)
         if isinstance(verdict, Rejected):
@@ -337,8 +376,7 @@ class SipEndpoint:
             return make_response(request, 481, to_tag=random_tag())
         if request.method == "BYE":
             response, _events = self.dialogs.respond(request, 200)
-            if self.outbound is None or not self.outbound.ended_by_peer(dialog):
-                self.calls.ended_by_peer(dialog)
+            self.calls.ended_by_peer(dialog)
             return response
         if request.method == "INVITE":
             return self.calls.reinvite(key, request, dialog)

@@ -180,11 +180,26 @@ class SipTransports:
                 return False
             self._udp.sendto(data, (peer.host, peer.port))
             return True
-        connection = self._connections.get(peer.connection or -1)
+        connection = (
+            self._connections.get(peer.connection)
+            if peer.connection is not None
+            else self._connection_to(peer.host, peer.port)
+        )
         if connection is None or connection.transport is None or connection.transport.is_closing():
             return False
         connection.transport.write(data)
         return True
+
+    def _connection_to(self, host: str, port: int) -> _Connection | None:
+        """The live connection from a phone registered over TCP: requests to it reuse the
+        connection it opened (we open none; RFC 5626's idea without its flow tokens)."""
+        for connection in self._connections.values():
+            if connection.peer is not None and (connection.peer.host, connection.peer.port) == (
+                host,
+                port,
+            ):
+                return connection
+        return None
 
     def pong(self, peer: Peer) -> None:
         self.send(PONG, peer)

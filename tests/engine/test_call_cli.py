@@ -17,7 +17,7 @@ from callcenter.engine.media import MediaClock, RtpPortPool
 from callcenter.engine.sip_endpoint import EndpointConfig, SipEndpoint
 from callcenter.media import ToneGenerator, decode_wav, dominant_frequency, encode_wav
 
-from .test_calls import free_base
+from .test_calls import LOOPBACK, free_base
 
 
 @pytest_asyncio.fixture
@@ -26,6 +26,7 @@ async def endpoint() -> AsyncIterator[SipEndpoint]:
     server = SipEndpoint(
         EndpointConfig(host="127.0.0.1", port=0),
         media=(RtpPortPool("127.0.0.1", base, base + 199), MediaClock()),
+        trunks=LOOPBACK,
     )
     await server.start()
     yield server

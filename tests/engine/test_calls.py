@@ -18,6 +18,7 @@ import pytest_asyncio
 
 from callcenter.engine.media import MediaClock, RtpPortPool
 from callcenter.engine.sip_endpoint import EndpointConfig, SipEndpoint
+from callcenter.engine.trunks import Trunk, Trunks
 from callcenter.media import detect_tone, dominant_frequency
 from callcenter.sip import Request, parse_message
 from callcenter.sip.sdp import parse_sdp
@@ -38,13 +39,17 @@ def free_base(span: int = 200) -> int:
     raise RuntimeError("no port range")
 
 
+# Calls in these tests come from 127.0.0.1, a trusted trunk (no digest).
+LOOPBACK = Trunks([Trunk.build("loopback", ["127.0.0.1/32"])])
+
+
 def make_endpoint(timers: TimerConfig | None = None) -> SipEndpoint:
     base = free_base()
     pool = RtpPortPool("127.0.0.1", base, base + 199)
     config = EndpointConfig(host="127.0.0.1", port=0)
     if timers is not None:
         config = EndpointConfig(host="127.0.0.1", port=0, timers=timers)
-    return SipEndpoint(config, media=(pool, MediaClock()))
+    return SipEndpoint(config, media=(pool, MediaClock()), trunks=LOOPBACK)
 
 
 @pytest_asyncio.fixture
@@ -295,7 +300,9 @@ async def test_hold_and_resume_by_reinvite(endpoint: SipEndpoint) -> None:
 async def test_media_timeout_hangs_up_a_silent_call_but_not_a_held_one() -> None:
     base = free_base()
     config = EndpointConfig(host="127.0.0.1", port=0, media_timeout=1.0)
-    server = SipEndpoint(config, media=(RtpPortPool("127.0.0.1", base, base + 199), MediaClock()))
+    server = SipEndpoint(
+        config, media=(RtpPortPool("127.0.0.1", base, base + 199), MediaClock()), trunks=LOOPBACK
+    )
     await server.start()
     silent, held = await _uac(server, "echo"), await _uac(server, "tone")
     try:

@@ -20,3 +20,16 @@ class MediaSetupError(MediaEngineError, ValueError):
 
 class LegBusy(MediaEngineError):
     """The leg already belongs to another player or room."""
+
+
+class PromptError(MediaEngineError):
+    """An audio file that cannot be played: missing, unreadable, too large or not a WAV this
+    engine decodes. The message names the file; `path` is it as given."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(path, reason)  # both in args, so the error pickles
+        self.path = path
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"

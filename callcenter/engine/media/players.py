@@ -1,4 +1,4 @@
-"""Generated media for one leg, on the media clock: an echo and a tone player.
+"""Generated media for one leg, on the media clock: echo, tone, prompt and music players.
 
 Owns what a single leg hears when it is not in a room. Each player is a `Tickable`: on a
 tick it reads one frame from its leg and writes one frame to it. Must not know calls,
@@ -10,9 +10,12 @@ otherwise) and gives it back with `detach()`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ...media import SILENCE, ToneGenerator
 from .errors import LegBusy
 from .leg import RtpLeg
+from .prompts import LoopingSource, Prompt, PromptSource
 
 
 def claim(leg: RtpLeg, owner: object) -> None:
@@ -73,3 +76,73 @@ class TonePlayer:
 
     def __repr__(self) -> str:
         return f"<TonePlayer {self.leg!r}>"
+
+
+class PromptPlayer:
+    """Plays a prompt once into the leg, then silence until it is given another or detached;
+    discards what the leg sends (DTMF still reaches `leg.on_digit`).
+
+    `done` turns true, and `on_done` is called, on the tick that sends the last frame. To
+    chain prompts keep the player and call `play(next_prompt)`, from `on_done` or later:
+    the next prompt starts on the following tick with no gap.
+    """
+
+    __slots__ = ("leg", "source")
+
+    def __init__(
+        self, leg: RtpLeg, prompt: Prompt, *, on_done: Callable[[], None] | None = None
+    ) -> None:
+        claim(leg, self)
+        self.leg = leg
+        self.source = PromptSource(prompt, on_done=on_done)
+
+    @property
+    def done(self) -> bool:
+        return self.source.done
+
+    def play(self, prompt: Prompt, *, on_done: Callable[[], None] | None = None) -> None:
+        """Stop what is playing and start `prompt` from its beginning."""
+        self.source = PromptSource(prompt, on_done=on_done)
+
+    def tick(self, n: int) -> None:
+        self.leg.read_frame()  # keeps the jitter buffer draining
+        self.leg.write_frame(self.source.next_frame())
+
+    def detach(self) -> None:
+        release(self.leg, self)
+
+    def __repr__(self) -> str:
+        return f"<PromptPlayer {self.source.prompt.name} {self.leg!r}>"
+
+
+class MusicPlayer:
+    """Loops music into the leg (the `music` extension, or hold without a room); discards
+    what the leg sends. Given a `Prompt` it keeps its own position in it, so any number of
+    players share one loaded file."""
+
+    __slots__ = ("leg", "source")
+
+    def __init__(self, leg: RtpLeg, music: Prompt | LoopingSource) -> None:
+        claim(leg, self)
+        self.leg = leg
+        self.source = music.loop() if isinstance(music, Prompt) else music
+
+    def tick(self, n: int) -> None:
+        self.leg.read_frame()
+        self.leg.write_frame(self.source.next_frame())
+
+    def detach(self) -> None:
+        release(self.leg, self)
+
+    def __repr__(self) -> str:
+        return f"<MusicPlayer {self.source.prompt.name} {self.leg!r}>"
+
+
+def music_extension(music: Prompt) -> Callable[[RtpLeg], MusicPlayer]:
+    """The `music` extension for `calls.EXTENSIONS`: each call gets a `MusicPlayer` with its
+    own loop over `music` (load it first: `await prompts.load_music(path)`)."""
+
+    def make(leg: RtpLeg) -> MusicPlayer:
+        return MusicPlayer(leg, music)
+
+    return make

@@ -1,0 +1,170 @@
+"""Bridges: an INVITE we received connected, back to back, to a call we place (RFC 7092 B2BUA).
+
+Owns the life of the pair: ringing relayed to the caller while the callee rings (180), the
+callee's refusal relayed as what it means to the caller (486 busy, 480 unavailable, 603
+declined …), the caller's CANCEL turned into ours (§9.1), a ring timeout, the answer, the
+two legs joined in one room on the media clock, hold in either direction (the held side
+hears the room's music), and the end of either call ending the other. Media is anchored:
+both sides talk to our RTP legs, never to each other, so recording, monitoring and
+conferencing can join the room later. Must not know queues, agents or HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..media import Mode
+from ..sip import SipUri
+from .calls import Call, Calls, PendingCall
+from .media import FrameSource, MediaClock, Room
+from .outbound import CallFailed, OutboundCall, OutboundCalls
+from .transport import Peer
+
+log = logging.getLogger(__name__)
+
+
+def relayed_status(status: int) -> tuple[int, str | None]:
+    """What the caller is told when the callee refuses (`status` 0: no answer at all)."""
+    if status in (486, 600):
+        return 486, None
+    if status == 603:
+        return 603, None
+    if status in (488, 606):
+        return 488, None
+    return 480, "No answer" if status in (0, 408, 487) else None
+
+
+@dataclass(slots=True, eq=False)
+class Bridge:
+    caller: PendingCall
+    room: Room
+    callee: OutboundCall | None = None
+    answered: Call | None = None
+    timed_out: bool = False
+    ended: bool = False
+
+
+class Bridges:
+    def __init__(
+        self,
+        calls: Calls,
+        outbound: OutboundCalls,
+        clock: MediaClock,
+        *,
+        ring_timeout: float = 60.0,
+        music: Callable[[], FrameSource | None] = lambda: None,
+    ) -> None:
+        self.calls = calls
+        self.outbound = outbound
+        self.clock = clock
+        self.ring_timeout = ring_timeout
+        self.music = music
+        self._bridges: set[Bridge] = set()
+
+    @property
+    def active(self) -> int:
+        return len(self._bridges)
+
+    async def connect(
+        self,
+        caller: PendingCall,
+        target: SipUri,
+        destination: Peer,
+        *,
+        caller_id: str,
+        caller_name: str | None = None,
+    ) -> None:
+        """Ring `target` at `destination` for the caller's INVITE and bridge the two when it
+        answers; every outcome ends with a final response to the caller."""
+        room = Room()
+        room.music = self.music()
+        bridge = Bridge(caller=caller, room=room)
+        self._bridges.add(bridge)
+        loop = asyncio.get_running_loop()
+
+        def give_up() -> None:
+            bridge.timed_out = True
+            if bridge.callee is not None:
+                self.outbound.cancel(bridge.callee)
+
+        def cancelled_by_caller() -> None:
+            if bridge.callee is not None:
+                self.outbound.cancel(bridge.callee)
+
+        def started(call: OutboundCall) -> None:
+            bridge.callee = call
+
+        caller.on_cancel = cancelled_by_caller
+        timer = loop.call_later(self.ring_timeout, give_up)
+        try:
+            callee = await self.outbound.dial(
+                target,
+                destination=destination,
+                caller=caller_id,
+                caller_name=caller_name,
+                on_provisional=lambda status: self.calls.ringing(caller, 180),
+                on_end=lambda: self._end(bridge),
+                on_hold=lambda held: self._held(bridge, callee_holds=held),
+                started=started,
+            )
+        except CallFailed as exc:
+            self._bridges.discard(bridge)
+            if not caller.finished:
+                status, reason = relayed_status(487 if bridge.timed_out else exc.status)
+                log.info(
+                    "call %s to %s failed: %s; caller told %d",
+                    caller.request.call_id,
+                    target,
+                    exc,
+                    status,
+                )
+                self.calls.reject(caller, status, reason)
+            return
+        except OSError:
+            self._bridges.discard(bridge)
+            log.warning("no free RTP port to call %s", target)
+            self.calls.reject(caller, 503, "No media ports")
+            return
+        finally:
+            timer.cancel()
+        answered = self.calls.answer(
+            caller,
+            on_end=lambda: self._end(bridge),
+            on_hold=lambda held: self._held(bridge, caller_holds=held),
+        )
+        if answered is None:  # cancelled while the answer was on its way
+            self._end(bridge)
+            return
+        bridge.answered = answered
+        room.add(caller.leg, is_caller=True)
+        room.add(callee.leg)
+        self.clock.add(room)
+        log.info("call %s bridged to %s", caller.request.call_id, target)
+
+    def _held(
+        self, bridge: Bridge, *, caller_holds: bool | None = None, callee_holds: bool | None = None
+    ) -> None:
+        """One side put the call on hold (or resumed): the other side hears music (or them)."""
+        room = bridge.room
+        callee = bridge.callee
+        if caller_holds is not None and callee is not None and callee.leg in room.legs:
+            room.set_mode(callee.leg, Mode.HOLD if caller_holds else Mode.FULL)
+        if callee_holds is not None and bridge.caller.leg in room.legs:
+            room.set_mode(bridge.caller.leg, Mode.HOLD if callee_holds else Mode.FULL)
+
+    def _end(self, bridge: Bridge) -> None:
+        """Either side hung up (or the answer came too late): hang up the other."""
+        if bridge.ended:
+            return
+        bridge.ended = True
+        self._bridges.discard(bridge)
+        self.clock.remove(bridge.room)
+        for leg in bridge.room.legs:
+            bridge.room.remove(leg)
+        if bridge.answered is not None:
+            self.calls.hang_up(bridge.answered.dialog_id)
+        if bridge.callee is not None:
+            self.outbound.cancel(bridge.callee)
