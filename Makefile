@@ -28,8 +28,12 @@ migrate: install
 	mkdir -p $(DATA_DIR)
 	CALLCENTER_DATA_DIR=$(DATA_DIR) $(BIN)/callcenter migrate
 
+# The demo trusts callers on this machine as a trunk (they can reach extensions and phones,
+# never an outside line); set CALLCENTER_TRUNKS yourself for anything else.
+DEMO_TRUNKS ?= [{"name": "this-machine", "peers": ["127.0.0.1/32", "::1/128"]}]
+
 run: migrate
-	CALLCENTER_DATA_DIR=$(DATA_DIR) $(BIN)/callcenter serve
+	CALLCENTER_DATA_DIR=$(DATA_DIR) CALLCENTER_TRUNKS='$(or $(CALLCENTER_TRUNKS),$(DEMO_TRUNKS))' $(BIN)/callcenter serve
 
 # Debian packages the tests use as real peers; installed only when missing, only as root.
 debian-test-packages:

@@ -18,7 +18,7 @@ from typing import Any
 from callcenter.engine.media import Echo, MediaClock, RtpPortPool
 from callcenter.media import ToneGenerator, ulaw_encode
 from callcenter.rtp import build_rtp
-from tests.engine.media.peer import HOST, free_even_base, negotiate
+from tests.engine.rtp_peer import HOST, free_even_base, negotiate
 
 
 def _factory(peer: CountingPeer) -> Callable[[], CountingPeer]:

@@ -396,7 +396,13 @@ class SipEndpoint:
     def _spawn(self, work: Coroutine[None, None, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # A bug in a request's handling: say so loudly; the transaction times out.
+            log.error("request handling failed", exc_info=exc)
 
     async def _register(self, key: ServerTransactionKey, request: Request, peer: Peer) -> None:
         assert self.registrations is not None

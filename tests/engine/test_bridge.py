@@ -247,6 +247,8 @@ async def test_refusal_is_relayed(pbx: Pbx, phone_says: int, caller_hears: int) 
         await phone.register(PASSWORD)
         caller.invite()
         invite = await phone.next_request("INVITE")
+        phone.reply(invite, 180)  # an early dialog on both sides first
+        await asyncio.sleep(0.1)
         phone.reply(invite, phone_says)
         _, reply = await final(caller.sip)
         assert reply.status == caller_hears

@@ -6,7 +6,7 @@ import pytest_asyncio
 
 from callcenter.engine.media import MediaClock, RtpPortPool
 
-from .peer import HOST, free_even_base
+from ..rtp_peer import HOST, free_even_base
 
 
 @pytest_asyncio.fixture

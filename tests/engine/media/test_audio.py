@@ -10,7 +10,7 @@ import pytest
 from callcenter.engine.media import Echo, MediaClock, Room, RtpPortPool, TonePlayer
 from callcenter.media import detect_tone, dominant_frequency
 
-from .peer import RtpPeer, negotiate, voiced
+from ..rtp_peer import RtpPeer, negotiate, voiced
 
 
 @pytest.mark.asyncio

@@ -18,7 +18,7 @@ from callcenter.engine.media import (
 )
 from callcenter.media import detect_tone
 
-from .peer import HOST, RtpPeer, free_even_base, negotiate, voiced
+from ..rtp_peer import HOST, RtpPeer, free_even_base, negotiate, voiced
 
 
 @pytest.mark.asyncio
