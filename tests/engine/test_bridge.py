@@ -34,6 +34,7 @@ from .phone import ScriptedPhone, authorization, final, sdp
 from .rtp_peer import RtpPeer
 from .sip_client import UdpClient
 from .test_calls import free_base
+from .test_sipp import SCENARIOS, free_port, run_sipp
 
 REALM = "callcenter.test"
 SECRET = b"0123456789abcdef0123456789abcdef"
@@ -433,3 +434,43 @@ async def test_music_extension_plays_the_hold_music(pbx: Pbx) -> None:
         assert rms_dbfs(music) > -35
     finally:
         caller.close()
+
+
+@pytest.mark.asyncio
+async def test_sipp_cancels_while_the_phone_rings(pbx: Pbx, tmp_path: Path) -> None:
+    """SIPp (`uac`-style, CANCEL before answer) calls carol, whose phone only rings."""
+    phone = await ScriptedPhone.open("carol", pbx.port)
+    try:
+        await phone.register(PASSWORD)
+        sipp = asyncio.create_task(
+            run_sipp(
+                f"127.0.0.1:{pbx.port}",
+                "-sf",
+                str(SCENARIOS / "cancel_ringing.xml"),
+                "-s",
+                "carol",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                str(free_port()),
+                "-mp",
+                str(free_base(4)),
+                "-m",
+                "1",
+                "-timeout",
+                "20s",
+                "-timeout_error",
+                timeout=30,
+                cwd=tmp_path,
+            )
+        )
+        invite = await phone.next_request("INVITE", timeout=10)
+        phone.reply(invite, 180)
+        cancel = await phone.next_request("CANCEL", timeout=10)
+        phone.reply(cancel, 200)
+        phone.reply(invite, 487)
+        code, output = await sipp
+        assert code == 0, output[-2000:]
+        assert (await phone.next_request("ACK")).call_id == invite.call_id
+    finally:
+        phone.close()
