@@ -42,6 +42,7 @@ from callcenter.media import Frame, encode_wav, load_prompt
 from callcenter.services.subscribers import SqlSubscriberDirectory, SubscriberError, add_user
 from callcenter.settings import Settings
 from callcenter.sip import SipUri, parse_uri
+from callcenter.sip.digest import DigestAccount, DigestClient
 
 log = logging.getLogger("callcenter")
 
@@ -354,6 +355,15 @@ class _CallMedia:
             self.done.set()
 
 
+def _credentials(settings: Settings, user: str | None) -> DigestClient | None:
+    if user is None:
+        return None
+    password = os.environ.get("CALLCENTER_CALL_PASSWORD")
+    if not password:
+        raise StartupError("--user needs the password in CALLCENTER_CALL_PASSWORD")
+    return DigestClient([DigestAccount(realm=settings.sip_realm, username=user, password=password)])
+
+
 def call(settings: Settings, args: argparse.Namespace) -> int:
     """Place one call: the engine as a UAC, a test phone for people and for our tests."""
     configure_logging(settings)
@@ -375,7 +385,14 @@ async def _call(
     try:
         assert endpoint.outbound is not None
         try:
-            placed = await asyncio.wait_for(endpoint.outbound.dial(target), args.timeout)
+            placed = await asyncio.wait_for(
+                endpoint.outbound.dial(
+                    target,
+                    caller=args.user or "callcenter",
+                    credentials=_credentials(settings, args.user),
+                ),
+                args.timeout,
+            )
         except CallFailed as exc:
             print(f"call failed: {exc}", file=sys.stderr)
             return 1
@@ -437,6 +454,11 @@ def build_parser() -> argparse.ArgumentParser:
     call_parser.add_argument("--duration", type=float, default=30.0, help="hang up after (s)")
     call_parser.add_argument("--timeout", type=float, default=32.0, help="give up ringing (s)")
     call_parser.add_argument("--local-host", default="127.0.0.1", help="our SIP/RTP address")
+    call_parser.add_argument(
+        "--user",
+        help="call as this user, answering a digest challenge (password from the "
+        "CALLCENTER_CALL_PASSWORD variable, so it stays out of `ps`)",
+    )
     call_parser.set_defaults(run=call)
     serve_parser = commands.add_parser(
         "serve", help="run the service until SIGINT or SIGTERM (the database must be migrated)"
@@ -446,6 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--sip-host", help="SIP listen address (CALLCENTER_SIP_HOST)")
     serve_parser.add_argument(
         "--sip-port", type=int, help="SIP UDP+TCP port, 0 for any (CALLCENTER_SIP_PORT)"
+    )
+    serve_parser.add_argument(
+        "--http-port", type=int, help="web app and API port (CALLCENTER_HTTP_PORT)"
     )
     serve_parser.add_argument(
         "--data-dir", help="database, recordings and logs live here (CALLCENTER_DATA_DIR)"
@@ -458,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = {
         name: value
-        for name in ("sip_host", "sip_port", "data_dir")
+        for name in ("sip_host", "sip_port", "http_port", "data_dir")
         if (value := getattr(args, name, None)) is not None
     }
     try:

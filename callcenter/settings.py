@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # deployed phones (baresip 1.0) refuse a 401 that offers anything else as well.
     sip_digest_algorithms: tuple[Literal["MD5", "SHA-256"], ...] = ("MD5",)
 
+    # HTTP: the web app and API (served by `callcenter serve` once the web layer exists).
+    http_port: int = Field(default=8000, ge=0, le=65535)
+
     # Process.
     log_level: LogLevel = "INFO"
 

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from ..sip import Headers, NameAddr, Request, Response, SipError, SipUri
 from ..sip.dialog import DialogId, Dialogs, DialogState, random_tag
+from ..sip.digest import Challenge, DigestClient, DigestParseError, make_cnonce, parse_challenge
 from ..sip.offer_answer import accept_answer, build_offer
 from ..sip.sdp import SdpError, parse_sdp
 from .calls import Call, Calls
@@ -77,6 +78,8 @@ class OutboundCall:
     cancelled: bool = False
     cancel_sent: bool = False
     call: Call | None = None  # once answered: the established call, owned by Calls
+    credentials: DigestClient | None = None  # answers one 401/407 challenge
+    authenticated: bool = False
     answered: asyncio.Future[Response] = field(default_factory=asyncio.Future)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -102,6 +105,7 @@ class OutboundCalls:
         on_hold: Callable[[bool], None] | None = None,
         media: Callable[[RtpLeg], Tickable] | None = None,
         started: Callable[[OutboundCall], None] | None = None,
+        credentials: DigestClient | None = None,
     ) -> OutboundCall:
         """INVITE `target` (sent to `destination`, by default its host and port over UDP)
         and wait for the answer. Raises CallFailed for a final error response, a CANCEL, or
@@ -125,10 +129,14 @@ class OutboundCalls:
         invite = Request("INVITE", target.without_headers(), headers)
         invite.set_body(bytes(offer), "application/sdp")
         peer = destination or Peer("UDP", target.host_unbracketed, target.port or 5060)
-        call = OutboundCall(leg=leg, peer=peer, invite=invite, on_provisional=on_provisional)
-        self.signalling.send_request(
-            invite, peer, on_response=lambda response: self._on_response(call, response)
+        call = OutboundCall(
+            leg=leg,
+            peer=peer,
+            invite=invite,
+            on_provisional=on_provisional,
+            credentials=credentials,
         )
+        self._send_invite(call)
         if started is not None:
             started(call)
         try:
@@ -168,6 +176,42 @@ class OutboundCalls:
         )
         return call
 
+    def _send_invite(self, call: OutboundCall) -> None:
+        self.signalling.send_request(
+            call.invite, call.peer, on_response=lambda response: self._on_response(call, response)
+        )
+
+    def _authenticate(self, call: OutboundCall, challenge: Response) -> bool:
+        """Send the INVITE again with credentials for the challenge (once per call, §22.2)."""
+        if call.credentials is None or call.authenticated or call.cancelled:
+            return False
+        header = "www-authenticate" if challenge.status == 401 else "proxy-authenticate"
+        offered = [
+            parsed
+            for value in challenge.headers.fields(header)
+            if isinstance(parsed := _challenge_or_none(value), Challenge)
+        ]
+        old = call.invite
+        credentials = call.credentials.answer(
+            offered,
+            method="INVITE",
+            uri=str(old.uri),
+            host=old.uri.host_unbracketed if isinstance(old.uri, SipUri) else "",
+            cnonce=make_cnonce(),
+        )
+        if credentials is None:
+            return False
+        headers = old.headers.copy()
+        headers.remove("Via")
+        headers.set("CSeq", f"{old.cseq.seq + 1} INVITE")
+        name = "Authorization" if challenge.status == 401 else "Proxy-Authorization"
+        headers.set(name, credentials.to_header_value())
+        invite = Request("INVITE", old.uri, headers)
+        invite.set_body(old.body, "application/sdp")
+        call.invite, call.authenticated, call.provisional_seen = invite, True, False
+        self._send_invite(call)
+        return True
+
     def _on_response(self, call: OutboundCall, response: Response | None) -> None:
         if response is None:
             if not call.answered.done():
@@ -185,6 +229,8 @@ class OutboundCalls:
                 call.on_provisional(response.status)
             return
         if response.status >= 300:
+            if response.status in (401, 407) and self._authenticate(call, response):
+                return
             if not call.answered.done():
                 call.answered.set_exception(CallFailed(response.status, response.reason))
             return
@@ -246,3 +292,11 @@ def _quoted(text: str) -> str:
     """A display name safe inside a quoted-string (RFC 3261 §25.1): no CR/LF, escaped."""
     clean = "".join(ch for ch in text if ch >= " " and ch != "\x7f")[:64]
     return clean.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _challenge_or_none(value: str) -> Challenge | None:
+    try:
+        parsed = parse_challenge(value)
+    except DigestParseError:
+        return None
+    return parsed if isinstance(parsed, Challenge) else None

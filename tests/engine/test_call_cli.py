@@ -12,12 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter.engine.media import MediaClock, RtpPortPool
 from callcenter.engine.sip_endpoint import EndpointConfig, SipEndpoint
+from callcenter.engine.trunks import Trunks
 from callcenter.media import ToneGenerator, decode_wav, dominant_frequency, encode_wav
 
+from .test_bridge import PASSWORD, REALM, make_pbx_endpoint
 from .test_calls import LOOPBACK, free_base
+
+pytest_plugins = ["tests.engine.test_bridge"]
 
 
 @pytest_asyncio.fixture
@@ -33,7 +38,7 @@ async def endpoint() -> AsyncIterator[SipEndpoint]:
     await server.stop()
 
 
-async def run_cli(*args: str, env_dir: Path) -> tuple[int, str]:
+async def run_cli(*args: str, env_dir: Path, **env: str) -> tuple[int, str]:
     base = free_base()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -45,6 +50,7 @@ async def run_cli(*args: str, env_dir: Path) -> tuple[int, str]:
             "CALLCENTER_RTP_PORT_MIN": str(base),
             "CALLCENTER_RTP_PORT_MAX": str(base + 99),
             "PATH": "/usr/bin:/bin",
+            **env,
         },
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
@@ -93,3 +99,29 @@ async def test_call_to_nobody_fails_with_the_status(endpoint: SipEndpoint, tmp_p
     )
     assert code == 1
     assert "call failed: 404" in output
+
+
+@pytest.mark.asyncio
+async def test_call_as_a_user_answers_the_digest_challenge(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    endpoint = make_pbx_endpoint(database, Trunks())  # no trunk: callers must authenticate
+    await endpoint.start()
+    try:
+        target = f"sip:tone@127.0.0.1:{endpoint.port}"
+        args = ("call", target, "--duration", "1", "--record", str(tmp_path / "t.wav"))
+        code, output = await run_cli(*args, env_dir=tmp_path)
+        assert code == 1 and "401" in output, output
+        code, output = await run_cli(
+            *args,
+            "--user",
+            "alice",
+            env_dir=tmp_path,
+            CALLCENTER_CALL_PASSWORD=PASSWORD,
+            CALLCENTER_SIP_REALM=REALM,
+        )
+        assert code == 0, output
+        heard = decode_wav((tmp_path / "t.wav").read_bytes()).samples
+        assert abs(dominant_frequency(heard[-4000:]) - 1000.0) < 20
+    finally:
+        await endpoint.stop()
