@@ -22,8 +22,14 @@ from typing import Protocol
 
 from ..sip import NameAddr, Request, Response, SipUri
 from ..sip.dialog import Dialog, DialogId, Dialogs, DialogState
-from ..sip.offer_answer import Negotiated, NegotiationError, answer_offer
-from ..sip.sdp import SdpError, parse_sdp
+from ..sip.offer_answer import (
+    Negotiated,
+    NegotiationError,
+    accept_answer,
+    answer_offer,
+    build_offer,
+)
+from ..sip.sdp import SdpError, SessionDescription, parse_sdp
 from ..sip.transaction import DEFAULT_TIMERS, ServerTransactionKey, TimerConfig
 from .media import Echo, MediaClock, RtpLeg, RtpPortPool, Tickable, TonePlayer
 from .transport import Peer
@@ -62,9 +68,10 @@ class PendingCall:
     request: Request
     peer: Peer
     leg: RtpLeg
-    negotiated: Negotiated
+    negotiated: Negotiated | None  # None: a late offer (ours goes in the 200)
     on_cancel: Callable[[], None] | None = None
     finished: bool = False  # answered, rejected or cancelled
+    offer: SessionDescription | None = None  # our offer when the INVITE had none
     early: DialogId | None = None  # the early dialog our 18x made
 
 
@@ -74,7 +81,7 @@ class Call:
     peer: Peer
     leg: RtpLeg
     started: float
-    negotiated: Negotiated  # the last offer/answer: a re-INVITE is answered against it
+    negotiated: Negotiated | None  # the last offer/answer (None: waiting for the ACK's)
     media: Tickable | None = None  # on the clock while the call lasts (a player)
     on_end: Callable[[], None] | None = None
     on_hold: Callable[[bool], None] | None = None  # the peer held (True) or resumed the call
@@ -85,6 +92,7 @@ class Call:
     interval: float = 0.0
     answered_at: float = 0.0
     retransmit: asyncio.TimerHandle | None = field(default=None, repr=False)
+    late_offer: SessionDescription | None = None  # our offer in the 2xx: the ACK answers
 
 
 class Calls:
@@ -130,10 +138,10 @@ class Calls:
     ) -> PendingCall | None:
         """Open a leg and answer the INVITE's offer (not sent yet); None when the INVITE was
         rejected instead (488 for an unusable or missing offer, 503 without media ports)."""
-        if request.content_type != "application/sdp" or not request.body:
-            # An INVITE without offer wants ours in the 200 and its answer in the ACK; that
-            # (RFC 3261 §13.2.1 "late offer") is not supported yet, so say it plainly.
-            self._respond(key, request, 488, "Offer required in INVITE")
+        if not request.body:
+            return await self._late_offer(key, request, peer)
+        if request.content_type != "application/sdp":
+            self._respond(key, request, 415 if request.content_type else 488)
             return None
         try:
             offer = parse_sdp(request.body)
@@ -160,6 +168,24 @@ class Calls:
             return None
         leg.connect(negotiated)
         pending = PendingCall(key=key, request=request, peer=peer, leg=leg, negotiated=negotiated)
+        self._pending[key] = pending
+        return pending
+
+    async def _late_offer(
+        self, key: ServerTransactionKey, request: Request, peer: Peer
+    ) -> PendingCall | None:
+        """An INVITE without SDP (RFC 3261 §13.2.1): our offer goes in the 200 and the
+        caller's answer comes in the ACK; the leg connects then."""
+        try:
+            leg = await self.pool.open_leg()
+        except OSError:
+            log.warning("no free RTP port for a call from %s:%d", peer.host, peer.port)
+            self._respond(key, request, 503, "No media ports")
+            return None
+        offer = build_offer(address=self.local_host, port=leg.port, session_id=secrets.randbits(62))
+        pending = PendingCall(
+            key=key, request=request, peer=peer, leg=leg, negotiated=None, offer=offer
+        )
         self._pending[key] = pending
         return pending
 
@@ -215,10 +241,12 @@ class Calls:
         pending.finished = True
         self._pending.pop(pending.key, None)
         request = pending.request
+        sdp = pending.negotiated.local_sdp if pending.negotiated is not None else pending.offer
+        assert sdp is not None
         ok, _events = self.signalling.dialogs.respond(
             request,
             200,
-            body=bytes(pending.negotiated.local_sdp),
+            body=bytes(sdp),
             content_type="application/sdp",
             contact=self.signalling.contact,
         )
@@ -228,7 +256,8 @@ class Calls:
             peer=pending.peer,
             leg=pending.leg,
             started=now,
-            negotiated=pending.negotiated,
+            negotiated=pending.negotiated,  # None until the ACK answers a late offer
+            late_offer=pending.offer,
             media=media,
             on_end=on_end,
             on_hold=on_hold,
@@ -335,6 +364,8 @@ class Calls:
         call = self._calls.get(dialog.id)
         if call is None:
             return dialogs.respond(request, 481)[0]
+        if call.negotiated is None:
+            return dialogs.respond(request, 491)[0]  # our offer still awaits its answer
         if request.content_type != "application/sdp" or not request.body:
             return dialogs.respond(request, 488, "Offer required in re-INVITE")[0]
         try:
@@ -374,14 +405,14 @@ class Calls:
             return
         now = self.signalling.now()
         for call in list(self._calls.values()):
-            if call.negotiated.remote_hold:
+            if call.negotiated is not None and call.negotiated.remote_hold:
                 continue
             last = call.leg.last_packet_at or call.answered_at
             if now - last > self.media_timeout:
                 log.info("no RTP for %.0f s on %s: hanging up", now - last, call.dialog_id.call_id)
                 self.hang_up(call.dialog_id)
 
-    def ack(self, dialog: Dialog) -> None:
+    def ack(self, dialog: Dialog, ack: Request | None = None) -> None:
         call = self._calls.get(dialog.id)
         if call is None:
             return
@@ -389,6 +420,19 @@ class Calls:
         if call.retransmit is not None:
             call.retransmit.cancel()
             call.retransmit = None
+        if call.late_offer is not None:
+            offer, call.late_offer = call.late_offer, None
+            try:
+                if ack is None or not ack.body:
+                    raise SdpError("no answer in the ACK")
+                negotiated = accept_answer(offer, parse_sdp(ack.body))
+            except SdpError as exc:
+                # §13.3.1.4: an ACK without an acceptable answer leaves no session: end it.
+                log.info("call %s: %s, hanging up", dialog.id.call_id, exc.reason)
+                self.hang_up(dialog.id)
+                return
+            call.leg.connect(negotiated)
+            call.negotiated = negotiated
 
     def ended_by_peer(self, dialog: Dialog) -> bool:
         """The peer's BYE (already answered 200 by the endpoint) ends the call."""

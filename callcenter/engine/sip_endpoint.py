@@ -345,7 +345,7 @@ class SipEndpoint:
             # The ACK of a 2xx: it belongs to the dialog, not to a transaction (§13.3.1.4).
             dialog, verdict = self.dialogs.receive_request(event.request)
             if dialog is not None and isinstance(verdict, Accepted):
-                self.calls.ack(dialog)
+                self.calls.ack(dialog, event.request)
 
     def _call_request(
         self, key: ServerTransactionKey, request: Request, peer: Peer

@@ -172,16 +172,41 @@ async def test_tone_extension_sends_1khz(endpoint: SipEndpoint) -> None:
 
 
 @pytest.mark.asyncio
-async def test_unknown_extension_is_404_and_offerless_invite_488(endpoint: SipEndpoint) -> None:
+async def test_unknown_extension_is_404_and_a_late_offer_is_answered_in_the_ack(
+    endpoint: SipEndpoint,
+) -> None:
     uac = await _uac(endpoint, "nobody")
     try:
         reply = await uac.sip.request(uac.invite(), endpoint.port)
         assert reply is not None and reply.status == 404
-        bare = Uac(uac.sip, uac.rtp, endpoint.port, "echo")
-        bare.call_id = "no-offer@127.0.0.1"
-        no_sdp = bare._request("INVITE", 1, "")
-        reply = await uac.sip.request(no_sdp, endpoint.port)
-        assert reply is not None and reply.status == 488
+        # RFC 3261 §13.2.1: no SDP in the INVITE, so the 200 carries the engine's offer and
+        # the ACK our answer; then the echo works as usual.
+        late = Uac(uac.sip, uac.rtp, endpoint.port, "echo")
+        late.call_id = "late-offer@127.0.0.1"
+        ok = await uac.sip.request(late._request("INVITE", 1, ""), endpoint.port)
+        while ok is not None and ok.status < 200:
+            ok = await uac.sip.receive()
+        assert ok is not None and ok.status == 200
+        offer = parse_sdp(ok.response.body)
+        engine_port = offer.media[0].port
+        late.ok = ok
+        tag = ok.response.to_tag or ""
+        uac.sip.send(late._request("ACK", 1, tag, body=late.sdp()), endpoint.port)
+        await uac.rtp.send_tone(engine_port, 1000.0, 1.0)
+        await asyncio.sleep(0.2)
+        assert detect_tone(uac.rtp.audio()[-2400:], 1000.0)
+        bye = await late.bye()
+        assert bye is not None and bye.status == 200
+        # A late offer whose ACK brings no answer leaves no session: the engine hangs up.
+        empty = Uac(uac.sip, uac.rtp, endpoint.port, "echo")
+        empty.call_id = "late-offer-no-answer@127.0.0.1"
+        ok = await uac.sip.request(empty._request("INVITE", 1, ""), endpoint.port)
+        while ok is not None and ok.status < 200:
+            ok = await uac.sip.receive()
+        assert ok is not None and ok.status == 200
+        uac.sip.send(empty._request("ACK", 1, ok.response.to_tag or ""), endpoint.port)
+        data = await asyncio.wait_for(uac.sip.collector.queue.get(), 2)
+        assert data.startswith(b"BYE "), data[:40]
     finally:
         uac.sip.close()
         uac.rtp.close()
