@@ -9,6 +9,18 @@ Must not know calls, dialogs, rooms or the clock: whoever owns the leg on the me
 (a player or a room) calls `read_frame` and `write_frame` once per tick. Nothing here
 creates a task, a future or a log line per packet.
 
+Forwarding (the fast path of a two-party room, `forward_pair`). Two legs with the same codec
+may be linked so that each one's admitted packets are re-sent on the other as they arrive,
+in the datagram callback: no jitter buffer, no decoding, no tick. The sending leg's own
+`OutgoingStream` renumbers them (its SSRC, its sequence numbers and timestamps by offset,
+its payload types), so its peer sees one stream across switches between forwarding and
+frames written by `write_frame`. RFC 4733 events are still reported (`on_digit`) and are
+relayed when the other leg negotiated telephone-event, else dropped. RTCP stays per leg.
+The link is a lease that whoever owns the pair renews every tick: if the ticks stop (the
+room left the clock), the legs go back to buffering within FORWARD_LEASE seconds. It ends
+at once on `close`, on `connect` with another codec and on `send_digit` (digits are
+written by `write_frame`).
+
 Latching (security). Packets are accepted only from the address the SDP named, or, within
 LATCH_WINDOW seconds of `connect`, from a source that sent LATCH_PACKETS packets in
 sequence (a phone behind NAT). The first source accepted is locked in, and we send to it
@@ -35,6 +47,7 @@ from ...rtp import (
     DtmfSender,
     JitterBuffer,
     ReceptionStats,
+    RtpPacket,
     RtpParseError,
     build_rtp,
     event_for_digit,
@@ -42,6 +55,7 @@ from ...rtp import (
     parse_rtp,
 )
 from ...rtp.errors import LocalRtpError
+from ...rtp.outgoing import OutgoingStream
 from ...sip.offer_answer import Negotiated
 from .errors import MediaSetupError
 
@@ -66,6 +80,9 @@ and its timestamp jumps by the time that passed (late ticks below this are not p
 
 INBAND_GAP_MS = 60
 """Silence after each in-band DTMF tone."""
+
+FORWARD_LEASE = 0.2
+"""Seconds a forwarding link lasts without being renewed by `forward_pair` (10 ticks)."""
 
 Address = tuple[Any, ...]
 
@@ -97,8 +114,11 @@ class RtpLeg:
     `read_frame` returns a buffer the leg reuses: it is valid until the next `read_frame`
     (copy it to keep it). Counters: `dropped_foreign`, `oversized`, `malformed`,
     `rtcp_ignored`, `unknown_payload`, `wrong_size` (audio not 20 ms), `send_errors`,
-    `packets_sent`; `stats` is the current source's ReceptionStats (None before media);
-    `jitter` is the play-out buffer (its own counters: played, concealed, late, ...).
+    `packets_sent`, `forwarded` (received here and re-sent on the linked leg, see
+    `forward_pair`), `forward_dropped` (received while linked but not re-sent: the other
+    leg may not send, has no telephone-event, or the packet predates the link); `stats` is
+    the current source's ReceptionStats (None before media); `jitter` is the play-out
+    buffer (its own counters: played, concealed, late, ...).
     """
 
     def __init__(
@@ -125,6 +145,8 @@ class RtpLeg:
         self.wrong_size = 0
         self.send_errors = 0
         self.packets_sent = 0
+        self.forwarded = 0
+        self.forward_dropped = 0
         self.negotiated: Negotiated | None = None
         self._registry = registry if registry is not None else default_registry()
         self._on_closed = on_closed
@@ -149,11 +171,17 @@ class RtpLeg:
         self._may_send = False
         self._send_pt = 0
         self._send_event_pt: int | None = None
-        self._ssrc = secrets.randbits(32)
-        self._seq = secrets.randbits(16)
-        self._ts = secrets.randbits(32)
+        self._out = OutgoingStream(
+            secrets.randbits(32),
+            secrets.randbits(16),
+            secrets.randbits(32),
+            interval=FRAME_INTERVAL,
+            pause_after=PAUSE_AFTER,
+        )
         self._step = 160
-        self._last_write: float | None = None
+        # Forwarding: the linked leg, and until when the link holds.
+        self._forward: RtpLeg | None = None
+        self._forward_until = 0.0
         self._payload = bytearray(160)
         self._payload_np = np.frombuffer(self._payload, dtype=np.uint8)
         self._payload_view = memoryview(self._payload)
@@ -183,6 +211,7 @@ class RtpLeg:
         transport = self._transport
         if transport is None:
             return
+        self._unlink()
         self._transport = None
         self._codec = None
         self._remote = None
@@ -217,13 +246,14 @@ class RtpLeg:
             raise MediaSetupError("the leg is closed")
         host = _normalize(negotiated.remote_address)
         if codec is not self._codec:
+            self._unlink()
             self.jitter.reset()
             self.stats = None
             self._stats_ssrc = -1
         self.negotiated = negotiated
         self._codec = codec
         self._frame_bytes = codec.frame_bytes
-        self._step = codec.timestamp_step
+        self._step = self._out.step = codec.timestamp_step
         self._recv_pt = negotiated.payload_type
         # RFC 3264 §6.1: the peer may number the codec differently from us; accept both.
         self._recv_pt_alt = codec.payload_type if codec.payload_type is not None else -1
@@ -279,11 +309,22 @@ class RtpLeg:
                 stats = self.stats = ReceptionStats(packet.sequence_number, self._codec.clock_rate)
                 self._stats_ssrc = packet.ssrc
             if stats.update(packet.sequence_number, packet.timestamp, now, len(payload)):
-                self.jitter.push(packet, now)
+                peer = self._forward
+                if peer is None:
+                    self.jitter.push(packet, now)
+                elif now > self._forward_until:
+                    # The lease ran out (nobody ticks the pair): back to buffering.
+                    self._unlink()
+                    self.jitter.push(packet, now)
+                elif peer._relay(packet, peer._send_pt, self._step, now):
+                    self.forwarded += 1
+                else:
+                    self.forward_dropped += 1
         elif pt == self._event_pt:
+            payload = packet.payload
             try:
                 events = self._receiver.feed(
-                    packet.sequence_number, packet.timestamp, packet.marker, packet.payload
+                    packet.sequence_number, packet.timestamp, packet.marker, payload
                 )
             except RtpParseError:
                 self.malformed += 1
@@ -293,6 +334,21 @@ class RtpLeg:
                 digit = event.digit
                 if digit is not None and on_digit is not None:
                     on_digit(digit)
+            # Read after on_digit: the callback may have changed who is linked.
+            peer = self._forward
+            if peer is None:
+                return
+            if now > self._forward_until:
+                self._unlink()
+                return
+            event_pt = peer._send_event_pt
+            # The event's extent is its duration so far (octets 2-3 of the payload).
+            if event_pt is not None and peer._relay(
+                packet, event_pt, payload[2] << 8 | payload[3], now
+            ):
+                self.forwarded += 1
+            else:
+                self.forward_dropped += 1
         else:
             self.unknown_payload += 1
 
@@ -348,6 +404,8 @@ class RtpLeg:
         """Send one 20 ms frame (or, while a digit is being sent, its next event packet).
 
         A no-op before `connect`, after `close`, and while the direction forbids sending.
+        After a pause (moved between players, hold) or packets forwarded from a linked leg,
+        the packet carries the marker and a timestamp that tells the time that passed.
         """
         transport = self._transport
         remote = self._remote
@@ -355,20 +413,8 @@ class RtpLeg:
         if transport is None or remote is None or codec is None or not self._may_send:
             return
         assert self._loop is not None
-        now = self._loop.time()
-        last = self._last_write
-        self._last_write = now
-        marker = False
-        if last is None:
-            marker = True
-        elif now - last > PAUSE_AFTER:
-            # A pause (moved between players, hold): the timestamp tells the time that
-            # passed, and the marker tells the receiver to re-sync its play-out.
-            skipped = round((now - last) / FRAME_INTERVAL) - 1
-            self._ts = (self._ts + skipped * self._step) & 0xFFFF_FFFF
-            marker = True
-        ts = self._ts
-        self._ts = (ts + self._step) & 0xFFFF_FFFF
+        out = self._out
+        ts, marker = out.frame(self._loop.time())
         if (self._dtmf is not None or self._digits) and self._next_digit_packet(
             transport, remote, ts
         ):
@@ -377,10 +423,9 @@ class RtpLeg:
         if inband:
             frame = inband.popleft()
         codec.encode_into(frame, self._payload_np)
-        seq = self._seq
-        self._seq = (seq + 1) & 0xFFFF
         transport.sendto(
-            build_rtp(self._send_pt, seq, ts, self._ssrc, self._payload_view, marker), remote
+            build_rtp(self._send_pt, out.next_seq(), ts, out.ssrc, self._payload_view, marker),
+            remote,
         )
         self.packets_sent += 1
 
@@ -404,10 +449,11 @@ class RtpLeg:
             # That digit is done: one tick of audio separates it from the next.
             self._dtmf = None
             return False
-        seq = self._seq
-        self._seq = (seq + 1) & 0xFFFF
+        out = self._out
         transport.sendto(
-            build_rtp(event_pt, seq, packet.timestamp, self._ssrc, packet.payload, packet.marker),
+            build_rtp(
+                event_pt, out.next_seq(), packet.timestamp, out.ssrc, packet.payload, packet.marker
+            ),
             remote,
         )
         self.packets_sent += 1
@@ -422,9 +468,105 @@ class RtpLeg:
         if len(self._digits) >= MAX_QUEUED_DIGITS:
             raise LocalRtpError("too many digits queued")
         self._digits.append((digit, duration_ms))
+        # Our own digits go out through write_frame: stop forwarding until they are sent.
+        self._unlink()
+
+    @property
+    def sending_digits(self) -> bool:
+        """True while queued digits (RFC 4733 or in-band) are still to be written."""
+        return bool(self._digits or self._dtmf is not None or self._inband)
+
+    # --- forwarding --------------------------------------------------------------------------
+
+    @property
+    def forwarding_to(self) -> RtpLeg | None:
+        """The leg this one's packets are forwarded to (see `forward_pair`), if any."""
+        return self._forward
+
+    def _relay(self, packet: RtpPacket, pt: int, extent: int, now: float) -> bool:
+        """Send a packet received on the linked leg, renumbered as our own; False if not
+        sent (no remote yet, sending not allowed, or older than the relay mapping)."""
+        transport = self._transport
+        remote = self._remote
+        if transport is None or remote is None or not self._may_send:
+            return False
+        out = self._out
+        mapped = out.relay(packet.ssrc, packet.sequence_number, packet.timestamp, now, extent)
+        if mapped is None:
+            return False
+        seq, ts, marker = mapped
+        transport.sendto(
+            build_rtp(pt, seq, ts, out.ssrc, packet.payload, marker or packet.marker), remote
+        )
+        self.packets_sent += 1
+        return True
+
+    def _unlink(self) -> None:
+        """Stop forwarding both ways between this leg and its linked one (idempotent)."""
+        peer = self._forward
+        if peer is None:
+            return
+        self._forward = None
+        if peer._forward is self:
+            peer._forward = None
 
     def __repr__(self) -> str:
         return f"<RtpLeg port={self.port} remote={self._remote} latched={self.latched}>"
+
+
+def forward_pair(a: RtpLeg, b: RtpLeg) -> bool:
+    """Link `a` and `b` so that each one's packets are forwarded to the other (or renew the
+    link for another FORWARD_LEASE); False, and neither forwards, when they cannot be:
+    a leg not connected or closed, different codecs, or digits of our own being sent.
+
+    Call it every tick for as long as the pair should forward: a link not renewed ends by
+    itself. While linked, neither leg's jitter buffer is fed, so `read_frame` returns None
+    and `write_frame` need not be called. `unlink_pair` ends it at once.
+    """
+    loop = a._loop
+    if a._forward is b and b._forward is a:
+        assert loop is not None
+        a._forward_until = b._forward_until = loop.time() + FORWARD_LEASE
+        return True
+    ca, cb = a._codec, b._codec
+    if (
+        ca is None
+        or cb is None
+        or loop is None
+        or a._transport is None
+        or b._transport is None
+        or not (ca is cb or _same_codec(ca, cb))
+        or a.sending_digits
+        or b.sending_digits
+    ):
+        unlink_pair(a, b)
+        return False
+    a._unlink()
+    b._unlink()
+    a._forward, b._forward = b, a
+    a._forward_until = b._forward_until = loop.time() + FORWARD_LEASE
+    # What was buffered for the mixer is dropped: from now on the peer hears live packets.
+    a.jitter.reset()
+    b.jitter.reset()
+    return True
+
+
+def unlink_pair(a: RtpLeg, b: RtpLeg) -> None:
+    """Stop forwarding between `a` and `b` (no effect on a leg linked to another)."""
+    if a._forward is b:
+        a._unlink()
+    if b._forward is a:
+        b._unlink()
+
+
+def _same_codec(a: Codec, b: Codec) -> bool:
+    """The same audio format: payload type numbers may differ, the encoding may not."""
+    return (
+        a.name.upper() == b.name.upper()
+        and a.clock_rate == b.clock_rate
+        and a.channels == b.channels
+        and a.frame_bytes == b.frame_bytes
+    )
 
 
 def _normalize(address: str) -> str:

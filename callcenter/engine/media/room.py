@@ -7,6 +7,14 @@ agents, queues or recording storage: the recorder is a callback given the stereo
 
 Hold: a leg in `Mode.HOLD` hears `music` (a ToneGenerator or any object with
 `next_frame()`), or silence when the room has none.
+
+Forwarding: a room of exactly two legs, both `Mode.FULL`, without `on_recording`, whose
+legs negotiated the same codec, does not mix: the legs forward each other's packets as they
+arrive (`leg.forward_pair`: renumbered with the sending leg's SSRC, sequence numbers and
+timestamps, no jitter buffer, no decoding), and the tick only renews that link. Any change
+(a third leg, a mode, recording, a re-negotiation to another codec, digits sent on a leg)
+goes back to mixing at once, and a later tick goes back to forwarding when it may, the
+receivers seeing one continuous stream throughout. `Room(forward=False)` always mixes.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ...media import SILENCE, Frame, Mode, Participant, RoomMixer
-from .leg import RtpLeg
+from .leg import RtpLeg, forward_pair, unlink_pair
 from .players import claim, release
 
 RecordingSink = Callable[[NDArray[np.int16]], None]
@@ -32,15 +40,28 @@ class Room:
     """Legs that hear each other (mix-minus), each with a mode (full, listen, whisper,
     muted, hold). Put the room on the media clock; an empty room costs nothing."""
 
-    __slots__ = ("_inputs", "_legs", "_mixer", "_on_recording", "_participants", "music")
+    __slots__ = (
+        "_forward",
+        "_inputs",
+        "_legs",
+        "_mixer",
+        "_on_recording",
+        "_pair",
+        "_participants",
+        "music",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, *, forward: bool = True) -> None:
         self._participants: dict[RtpLeg, Participant[RtpLeg]] = {}
         self._legs: tuple[RtpLeg, ...] = ()
         self._mixer: RoomMixer[RtpLeg] | None = None
         self._inputs: dict[RtpLeg, Frame | None] = {}
         self.music: FrameSource | None = None
         self._on_recording: RecordingSink | None = None
+        self._forward = forward
+        self._pair: tuple[RtpLeg, RtpLeg] | None = None
+        """The two legs when the membership allows forwarding (the codecs are checked
+        by `forward_pair` on every tick)."""
 
     @property
     def on_recording(self) -> RecordingSink | None:
@@ -83,6 +104,12 @@ class Room:
     def __len__(self) -> int:
         return len(self._legs)
 
+    @property
+    def forwarding(self) -> bool:
+        """True while the two legs forward each other's packets instead of being mixed."""
+        pair = self._pair
+        return pair is not None and pair[0].forwarding_to is pair[1]
+
     def _rebuild(self) -> None:
         self._legs = tuple(self._participants)
         self._inputs = dict.fromkeys(self._legs)
@@ -91,8 +118,24 @@ class Room:
             if self._legs
             else None
         )
+        pair: tuple[RtpLeg, RtpLeg] | None = None
+        if (
+            self._forward
+            and len(self._legs) == 2
+            and self._on_recording is None
+            and all(p.mode is Mode.FULL for p in self._participants.values())
+        ):
+            pair = (self._legs[0], self._legs[1])
+        old = self._pair
+        self._pair = pair
+        if old is not None and old != pair:
+            # Back to mixing at once: from this moment the legs buffer what they receive.
+            unlink_pair(*old)
 
     def tick(self, n: int) -> None:
+        pair = self._pair
+        if pair is not None and forward_pair(*pair):
+            return  # the legs forward in their datagram callbacks
         mixer = self._mixer
         if mixer is None:
             return
