@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from ..media import Mode
 from ..sip import SipUri
 from .calls import Call, Calls, PendingCall
-from .media import FrameSource, MediaClock, Room
+from .media import FrameSource, MediaClock, Room, RtpLeg
 from .outbound import CallFailed, OutboundCall, OutboundCalls
 from .transport import Peer
 
@@ -35,6 +35,14 @@ def relayed_status(status: int) -> tuple[int, str | None]:
     if status in (488, 606):
         return 488, None
     return 480, "No answer" if status in (0, 408, 487) else None
+
+
+def _relay_digit(call_id: str, digit: str, to: RtpLeg) -> None:
+    """DTMF passes through a bridge (an IVR or voicemail on the far side needs it): while the
+    room forwards packets the events travel as they are; while it mixes, we send them."""
+    log.info("call %s: DTMF %s", call_id, digit)
+    if to.forwarding_to is None and not to.closed:
+        to.send_digit(digit)
 
 
 @dataclass(slots=True, eq=False)
@@ -139,6 +147,9 @@ class Bridges:
             self._end(bridge)
             return
         bridge.answered = answered
+        call_id = caller.request.call_id
+        caller.leg.on_digit = lambda digit: _relay_digit(call_id, digit, callee.leg)
+        callee.leg.on_digit = lambda digit: _relay_digit(call_id, digit, caller.leg)
         room.add(caller.leg, is_caller=True)
         room.add(callee.leg)
         self.clock.add(room)

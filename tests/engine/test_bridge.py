@@ -474,3 +474,37 @@ async def test_sipp_cancels_while_the_phone_rings(pbx: Pbx, tmp_path: Path) -> N
         assert (await phone.next_request("ACK")).call_id == invite.call_id
     finally:
         phone.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("phone_codec", ["PCMU", "PCMA"])
+async def test_dtmf_passes_through_the_bridge(pbx: Pbx, phone_codec: str) -> None:
+    """Same codec: the room forwards the RFC 4733 packets; PCMU caller and PCMA phone: the
+    room mixes, and the engine re-sends the digits it received on the other leg."""
+    phone = await ScriptedPhone.open("bob", pbx.port)
+    caller = await Caller.open(pbx.port, "bob")
+    try:
+        await phone.register(PASSWORD)
+        caller.invite()
+        invite = await phone.next_request("INVITE")
+        phone.remote_rtp_port = parse_sdp(invite.body).media[0].port
+        pt = 0 if phone_codec == "PCMU" else 8
+        answer = sdp(phone.rtp.port).replace(
+            b"RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000",
+            f"RTP/AVP {pt} 101\r\na=rtpmap:{pt} {phone_codec}/8000".encode(),
+        )
+        phone.reply(invite, 200, body=answer)
+        _, ok = await final(caller.sip)
+        caller.to_tag = ok.response.to_tag or ""
+        caller.ack()
+        engine_port = parse_sdp(ok.response.body).media[0].port
+        # Audio first, so both legs latch; then the digits.
+        caller.rtp.send_tone(engine_port, 700.0, 2.5)
+        phone.rtp.send_tone(phone.remote_rtp_port, None, 2.5)
+        await asyncio.sleep(0.5)
+        await caller.rtp.send_digits(engine_port, "19#")
+        await asyncio.sleep(0.5)
+        assert phone.rtp.digits() == ["1", "9", "#"]
+    finally:
+        phone.close()
+        caller.close()

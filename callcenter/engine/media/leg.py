@@ -353,13 +353,21 @@ class RtpLeg:
             self.unknown_payload += 1
 
     def _admit(self, data: bytes, addr: Address) -> bool:
-        """A packet from a source that is not the latched one: latch it, or refuse it."""
-        if self._latched is not None or self._codec is None or self._loop is None:
+        """A packet from a source that is not the latched one: latch it, or refuse it.
+
+        The address the SDP named wins at once, even over a source latched before it by
+        probation: otherwise a stranger who got 4 packets in first would keep the call's
+        audio (behind NAT the SDP address never sends, so that guess stays)."""
+        if self._codec is None or self._loop is None:
             return False
         source = (addr[0], addr[1])
         if source == self._sdp_remote:
+            if self._latched is not None and (self._latched[0], self._latched[1]) == source:
+                return True
             self._latch(addr)
             return True
+        if self._latched is not None:
+            return False
         now = self._loop.time()
         if now > self._latch_deadline or is_rtcp(data):
             return False

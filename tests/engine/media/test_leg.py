@@ -118,11 +118,18 @@ async def test_latches_a_nat_source_after_four_packets(
         assert leg.remote == (HOST, real.port)
         assert leg.dropped_foreign == 3  # the probation packets
         assert detect_tone(voiced(real.audio()), 1000.0)
-        # Once latched, the SDP's own address is a stranger too.
+        # A third source is a stranger now; the SDP's own address, though, wins the latch
+        # back (a stranger who got its 4 packets in first must not keep the call's audio).
+        stranger = await RtpPeer.open()
         before = leg.dropped_foreign
+        await stranger.send_tone(leg.port, 1500.0, 0.1)
+        await asyncio.sleep(0.05)
+        assert leg.dropped_foreign == before + 5
+        stranger.close()
         await silent.send_tone(leg.port, 1500.0, 0.1)
         await asyncio.sleep(0.05)
         assert leg.dropped_foreign == before + 5
+        assert leg.remote == (HOST, silent.port)
     finally:
         silent.close()
         real.close()
