@@ -22,6 +22,7 @@ from callcenter.media import (
     SAMPLES_PER_FRAME,
     SILENCE,
     ToneGenerator,
+    frames_of,
     ulaw_decode,
     ulaw_encode,
 )
@@ -127,6 +128,15 @@ class RtpPeer(asyncio.DatagramProtocol):
             self.send_packet(dest, 0, ulaw_encode(frame), self._timestamp(at), marker=i == 0)
 
         return self._every_tick(round(seconds / INTERVAL), send)
+
+    def send_audio(self, dest: int, samples: PCM) -> asyncio.Future[None]:
+        """8 kHz samples as µ-law frames to 127.0.0.1:`dest` every 20 ms (in-band DTMF …)."""
+        frames = frames_of(samples)
+
+        def send(i: int, at: float) -> None:
+            self.send_packet(dest, 0, ulaw_encode(frames[i]), self._timestamp(at), marker=i == 0)
+
+        return self._every_tick(len(frames), send)
 
     def send_digits(self, dest: int, digits: str, event_pt: int = 101) -> asyncio.Future[None]:
         """RFC 4733 events, one packet per 20 ms, 100 ms per digit, 100 ms gaps (nothing)."""

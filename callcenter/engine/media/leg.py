@@ -40,7 +40,15 @@ from typing import Any
 
 import numpy as np
 
-from ...media import Codec, CodecRegistry, Frame, default_registry, dtmf_signal, frames_of
+from ...media import (
+    Codec,
+    CodecRegistry,
+    DtmfDetector,
+    Frame,
+    default_registry,
+    dtmf_signal,
+    frames_of,
+)
 from ...rtp import (
     DtmfPacket,
     DtmfReceiver,
@@ -159,6 +167,7 @@ class RtpLeg:
         self._recv_pt = -1
         self._recv_pt_alt = -1
         self._event_pt = -1
+        self._detector: DtmfDetector | None = None  # Goertzel fallback without telephone-event
         self._stats_ssrc = -1
         self._sdp_remote: tuple[str, int] | None = None
         self._latched: Address | None = None
@@ -260,6 +269,7 @@ class RtpLeg:
         te = negotiated.telephone_event
         self._event_pt = te if te is not None else -1
         self._send_event_pt = te
+        self._detector = DtmfDetector() if te is None else None
         self._send_pt = negotiated.payload_type
         self._may_send = negotiated.may_send
         self._sdp_remote = (host, negotiated.remote_port) if negotiated.remote_port else None
@@ -404,7 +414,13 @@ class RtpLeg:
         payload = self.jitter.pop()
         if payload is None:
             return None
-        return codec.decode(payload, out=self._decoded)
+        frame = codec.decode(payload, out=self._decoded)
+        detector = self._detector
+        if detector is not None and self.on_digit is not None:
+            # No RFC 4733 with this peer: its keypad arrives as tones in the audio.
+            for digit in detector.feed(frame):
+                self.on_digit(digit)
+        return frame
 
     # --- sending -----------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from callcenter.engine.media import (
     RtpPortPool,
     TonePlayer,
 )
-from callcenter.media import detect_tone
+from callcenter.media import detect_tone, dtmf_signal
 
 from ..rtp_peer import HOST, RtpPeer, free_even_base, negotiate, voiced
 
@@ -194,3 +194,24 @@ async def test_pool_hands_out_distinct_even_ports_and_reuses_them() -> None:
         assert pool.in_use == 0
     finally:
         squatter.close()
+
+
+@pytest.mark.asyncio
+async def test_inband_dtmf_is_detected_when_the_peer_has_no_telephone_event(
+    clock: MediaClock, pool: RtpPortPool
+) -> None:
+    """A peer that negotiated no telephone-event sends its keypad as tones: the leg's
+    Goertzel fallback reports the digits, in order, once each."""
+    leg = await pool.open_leg()
+    peer = await RtpPeer.open()
+    digits: list[str] = []
+    try:
+        leg.connect(negotiate(leg.port, peer.port, telephone_event=None))
+        leg.on_digit = digits.append
+        clock.add(Echo(leg))
+        await peer.send_audio(leg.port, dtmf_signal("4#7", tone_ms=80, gap_ms=80))
+        await asyncio.sleep(0.15)
+        assert digits == ["4", "#", "7"]
+    finally:
+        peer.close()
+        await leg.close()
