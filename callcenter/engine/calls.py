@@ -120,6 +120,9 @@ class Calls:
         self.extensions = dict(EXTENSIONS)
         self._calls: dict[DialogId, Call] = {}
         self._pending: dict[ServerTransactionKey, PendingCall] = {}
+        # CANCELs that came while their INVITE was still being admitted (a database lookup,
+        # a port): honoured when the INVITE gets here; forgotten with the transaction.
+        self._cancelled: set[ServerTransactionKey] = set()
         self._watching = False
         self._closing: set[asyncio.Task[None]] = set()  # legs being closed, awaited on stop
         self._forget: set[asyncio.TimerHandle] = set()  # ended dialogs kept for late retries
@@ -138,6 +141,8 @@ class Calls:
     ) -> PendingCall | None:
         """Open a leg and answer the INVITE's offer (not sent yet); None when the INVITE was
         rejected instead (488 for an unusable or missing offer, 503 without media ports)."""
+        if self.cancelled_early(key, request):
+            return None
         if not request.body:
             return await self._late_offer(key, request, peer)
         if request.content_type != "application/sdp":
@@ -153,6 +158,9 @@ class Calls:
         except OSError:
             log.warning("no free RTP port for a call from %s:%d", peer.host, peer.port)
             self._respond(key, request, 503, "No media ports")
+            return None
+        if self.cancelled_early(key, request):
+            await leg.close()
             return None
         try:
             negotiated = answer_offer(
@@ -215,11 +223,25 @@ class Calls:
         if pending.early is not None:
             self._forget_later(pending.early)
 
+    def cancelled_early(self, key: ServerTransactionKey, request: Request) -> bool:
+        """Whether the INVITE `key` was CANCELled before it got this far (then it is 487ed)."""
+        if key not in self._cancelled:
+            return False
+        self._cancelled.discard(key)
+        self._respond(key, request, 487)
+        return True
+
+    def forget(self, key: ServerTransactionKey) -> None:
+        """The INVITE server transaction `key` is over."""
+        self._cancelled.discard(key)
+
     def cancel(self, key: ServerTransactionKey) -> bool:
         """The caller CANCELled the INVITE `key` (its 200 is the endpoint's): 487 it, and tell
-        whoever was placing the call. False when nothing is pending (answered already)."""
+        whoever was placing the call. False when nothing is pending yet (remembered until the
+        INVITE is ready) or any more (answered already)."""
         pending = self._pending.get(key)
         if pending is None:
+            self._cancelled.add(key)
             return False
         self.reject(pending, 487)
         if pending.on_cancel is not None:

@@ -102,7 +102,7 @@ class Router:
     async def route(self, key: ServerTransactionKey, request: Request, peer: Peer) -> None:
         """Admit and place a new INVITE; every path ends in a response."""
         caller = await self.admit(key, request, peer)
-        if caller is None:
+        if caller is None or self.calls.cancelled_early(key, request):
             return
         number = dialled(request)
         if caller.trunk is not None:

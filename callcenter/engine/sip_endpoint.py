@@ -339,6 +339,8 @@ class SipEndpoint:
                 self._handlers.pop(key, None)
             else:
                 self._peers.pop(key, None)
+                if self.calls is not None:
+                    self.calls.forget(key)
         elif (
             isinstance(event, AckReceived) and event.transaction is None and self.calls is not None
         ):

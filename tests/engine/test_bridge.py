@@ -508,3 +508,28 @@ async def test_dtmf_passes_through_the_bridge(pbx: Pbx, phone_codec: str) -> Non
     finally:
         phone.close()
         caller.close()
+
+
+@pytest.mark.asyncio
+async def test_cancel_right_behind_the_invite_stops_it_before_the_phone_rings(pbx: Pbx) -> None:
+    """The CANCEL arrives while the INVITE is still being routed (a database lookup): it is
+    remembered, the INVITE gets its 487 and the phone is never called."""
+    phone = await ScriptedPhone.open("bob", pbx.port)
+    caller = await Caller.open(pbx.port, "bob")
+    try:
+        await phone.register(PASSWORD)
+        caller.invite()
+        branch = f"z9hG4bKINVITE1-{zlib.crc32(caller.call_id.encode())}"
+        caller.sip.send(caller.request("CANCEL", 1, branch=branch), pbx.port)
+        statuses = set()
+        while len(statuses) < 2:
+            reply = await caller.sip.receive()
+            assert reply is not None, statuses
+            if reply.status != 100:
+                statuses.add((reply.status, reply.response.cseq.method))
+        assert statuses == {(200, "CANCEL"), (487, "INVITE")}
+        with pytest.raises(AssertionError):
+            await phone.next_request("INVITE", timeout=0.5)
+    finally:
+        phone.close()
+        caller.close()
