@@ -104,6 +104,8 @@ class Bridges:
 
         def started(call: OutboundCall) -> None:
             bridge.callee = call
+            if caller.finished or bridge.timed_out:  # given up while our INVITE was built
+                self.outbound.cancel(call)
 
         caller.on_cancel = cancelled_by_caller
         timer = loop.call_later(self.ring_timeout, give_up)
@@ -136,6 +138,9 @@ class Bridges:
             log.warning("no free RTP port to call %s", target)
             self.calls.reject(caller, 503, "No media ports")
             return
+        except BaseException:
+            self._bridges.discard(bridge)
+            raise
         finally:
             timer.cancel()
         answered = self.calls.answer(

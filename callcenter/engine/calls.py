@@ -14,13 +14,14 @@ through `media` and the `on_end`/`on_hold` callbacks. Must not know queues, agen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..sip import NameAddr, Request, Response, SipUri
+from ..sip import NameAddr, Request, Response, SipError, SipUri
 from ..sip.dialog import Dialog, DialogId, Dialogs, DialogState
 from ..sip.offer_answer import (
     Negotiated,
@@ -54,7 +55,7 @@ class Signalling(Protocol):
 
     def respond(self, key: ServerTransactionKey, response: Response) -> None: ...
 
-    def send_request(self, request: Request, peer: Peer) -> None: ...
+    def send_request(self, request: Request, peer: Peer) -> object: ...
 
     def now(self) -> float: ...
 
@@ -221,7 +222,7 @@ class Calls:
         self._respond(pending.key, pending.request, status, reason)
         self._close_leg(pending.leg)
         if pending.early is not None:
-            self._forget_later(pending.early)
+            self.forget_later(pending.early)
 
     def cancelled_early(self, key: ServerTransactionKey, request: Request) -> bool:
         """Whether the INVITE `key` was CANCELled before it got this far (then it is 487ed)."""
@@ -230,6 +231,25 @@ class Calls:
         self._cancelled.discard(key)
         self._respond(key, request, 487)
         return True
+
+    def cancel_early_dialog(self, dialog_id: DialogId) -> None:
+        """A BYE ended the early dialog of a call still ringing: as good as a CANCEL."""
+        for pending in list(self._pending.values()):
+            if pending.early == dialog_id:
+                self.cancel(pending.key)
+
+    def fail(self, key: ServerTransactionKey, request: Request) -> None:
+        """Setting up the INVITE `key` broke (a bug, the database down): 500 rather than
+        silence, and whatever was pending released."""
+        pending = self._pending.get(key)
+        if pending is not None:
+            self.reject(pending, 500)
+            if pending.on_cancel is not None:
+                pending.on_cancel()
+            return
+        # Answered already (a 2xx cannot be followed by a 500): nothing to add.
+        with contextlib.suppress(SipError):
+            self._respond(key, request, 500)
 
     def forget(self, key: ServerTransactionKey) -> None:
         """The INVITE server transaction `key` is over."""
@@ -482,7 +502,7 @@ class Calls:
         if call.media is not None:
             self.clock.remove(call.media)
         self._close_leg(call.leg)
-        self._forget_later(call.dialog_id)
+        self.forget_later(call.dialog_id)
         if call.on_end is not None:
             on_end, call.on_end = call.on_end, None
             on_end()
@@ -492,7 +512,7 @@ class Calls:
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    def _forget_later(self, dialog_id: DialogId) -> None:
+    def forget_later(self, dialog_id: DialogId) -> None:
         """Drop an ended dialog after 64*T1, when no retransmission can still need it."""
         dialogs = self.signalling.dialogs
 

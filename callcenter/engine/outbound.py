@@ -23,6 +23,7 @@ from ..sip.dialog import DialogId, Dialogs, DialogState, random_tag
 from ..sip.digest import Challenge, DigestClient, DigestParseError, make_cnonce, parse_challenge
 from ..sip.offer_answer import accept_answer, build_offer
 from ..sip.sdp import SdpError, parse_sdp
+from ..sip.transaction import ClientKey
 from .calls import Call, Calls
 from .media import RtpLeg, RtpPortPool, Tickable
 from .transport import Peer
@@ -52,7 +53,9 @@ class UacSignalling(Protocol):
 
     def send_request(
         self, request: Request, peer: Peer, *, on_response: ResponseHandler | None = None
-    ) -> None: ...
+    ) -> ClientKey: ...
+
+    def abandon(self, key: ClientKey) -> None: ...
 
     def send_cancel(self, invite: Request, peer: Peer) -> None: ...
 
@@ -80,14 +83,25 @@ class OutboundCall:
     call: Call | None = None  # once answered: the established call, owned by Calls
     credentials: DigestClient | None = None  # answers one 401/407 challenge
     authenticated: bool = False
+    key: ClientKey | None = None  # the INVITE's client transaction
+    final_seen: bool = False  # a final response (or a timeout) ended the INVITE
+    give_up: asyncio.TimerHandle | None = None  # after CANCEL: abandon at 64*T1
+    dialogs: set[DialogId] = field(default_factory=set)  # every dialog a response made
     answered: asyncio.Future[Response] = field(default_factory=asyncio.Future)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class OutboundCalls:
     def __init__(
-        self, signalling: UacSignalling, calls: Calls, *, pool: RtpPortPool, local_host: str
+        self,
+        signalling: UacSignalling,
+        calls: Calls,
+        *,
+        pool: RtpPortPool,
+        local_host: str,
+        cancel_timeout: float = 32.0,
     ) -> None:
+        self.cancel_timeout = cancel_timeout  # 64*T1: how long a CANCELled INVITE may linger
         self.signalling = signalling
         self.calls = calls
         self.pool = pool
@@ -141,22 +155,28 @@ class OutboundCalls:
             started(call)
         try:
             ok = await call.answered
-        except (CallFailed, asyncio.CancelledError):
-            call.ended.set()
+        except asyncio.CancelledError:
+            # Our caller went away (engine stopping, a CLI timeout): stop the phone ringing.
+            self.cancel(call)
+            self._failed(call)
+            await leg.close()
+            raise
+        except CallFailed:
+            self._failed(call)
             await leg.close()
             raise
         if call.cancelled:  # answered, but given up on while we were being told so
             self._bye(call)
-            call.ended.set()
+            self._failed(call)
             await leg.close()
             raise CallFailed(487, "Request Terminated")
         try:
             negotiated = accept_answer(offer, parse_sdp(ok.body))
         except SdpError as exc:
             self._bye(call)
-            call.ended.set()
+            self._failed(call)
             await leg.close()
-            raise CallFailed(488, f"unusable answer: {exc.reason}") from exc
+            raise CallFailed(502, f"unusable answer: {exc.reason}") from exc
         leg.connect(negotiated)
         assert call.dialog_id is not None
 
@@ -177,9 +197,19 @@ class OutboundCalls:
         return call
 
     def _send_invite(self, call: OutboundCall) -> None:
-        self.signalling.send_request(
+        call.key = self.signalling.send_request(
             call.invite, call.peer, on_response=lambda response: self._on_response(call, response)
         )
+
+    def _failed(self, call: OutboundCall) -> None:
+        """The call never came up: its dialogs (early ones, a 2xx we hung up) go later."""
+        call.ended.set()
+        if call.give_up is not None:
+            call.give_up.cancel()
+            call.give_up = None
+        for dialog_id in call.dialogs:
+            self.calls.forget_later(dialog_id)
+        call.dialogs.clear()
 
     def _authenticate(self, call: OutboundCall, challenge: Response) -> bool:
         """Send the INVITE again with credentials for the challenge (once per call, §22.2)."""
@@ -214,6 +244,7 @@ class OutboundCalls:
 
     def _on_response(self, call: OutboundCall, response: Response | None) -> None:
         if response is None:
+            call.final_seen = True
             if not call.answered.done():
                 call.answered.set_exception(CallFailed(0, "no answer (timeout)"))
             return
@@ -221,6 +252,10 @@ class OutboundCalls:
             dialog, _events = self.signalling.dialogs.receive_response(call.invite, response)
         except SipError:
             dialog = None  # a 2xx without a usable Contact: nothing to ACK or talk to
+        if dialog is not None:
+            call.dialogs.add(dialog.id)
+        if response.status >= 200:
+            call.final_seen = True
         if response.status < 200:
             call.provisional_seen = True
             if call.cancelled:
@@ -264,9 +299,20 @@ class OutboundCalls:
         call.cancelled = True
         if call.provisional_seen:
             self._send_cancel(call)
+        if not call.final_seen:
+            # §9.1: a CANCEL (or a callee that never answered anything) gets 64*T1, then the
+            # INVITE is abandoned rather than left waiting forever.
+            loop = asyncio.get_running_loop()
+            call.give_up = loop.call_later(self.cancel_timeout, self._abandon, call)
+
+    def _abandon(self, call: OutboundCall) -> None:
+        call.give_up = None
+        if call.final_seen or call.key is None:
+            return
+        self.signalling.abandon(call.key)  # tells _on_response with None: CallFailed(0)
 
     def _send_cancel(self, call: OutboundCall) -> None:
-        if not call.cancel_sent and not call.answered.done():
+        if not call.cancel_sent and not call.final_seen:
             call.cancel_sent = True
             self.signalling.send_cancel(call.invite, call.peer)
 

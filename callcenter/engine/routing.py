@@ -100,7 +100,14 @@ class Router:
         return Caller(None, verdict)
 
     async def route(self, key: ServerTransactionKey, request: Request, peer: Peer) -> None:
-        """Admit and place a new INVITE; every path ends in a response."""
+        """Admit and place a new INVITE; every path ends in a response, a failure in 500."""
+        try:
+            await self._route(key, request, peer)
+        except Exception:
+            log.exception("call %s failed", request.call_id)
+            self.calls.fail(key, request)
+
+    async def _route(self, key: ServerTransactionKey, request: Request, peer: Peer) -> None:
         caller = await self.admit(key, request, peer)
         if caller is None or self.calls.cancelled_early(key, request):
             return

@@ -46,6 +46,7 @@ from ..sip.transaction import (
     TransactionTerminated,
     TransactionTimedOut,
     Transmission,
+    TransportErrorOccurred,
     build_cancel,
 )
 from ..sip.uas import UasPolicy, check_request
@@ -136,7 +137,13 @@ class SipEndpoint:
         self.outbound: OutboundCalls | None = None
         self.router: Router | None = None
         if self.calls is not None and media is not None:
-            self.outbound = OutboundCalls(self, self.calls, pool=media[0], local_host=config.host)
+            self.outbound = OutboundCalls(
+                self,
+                self.calls,
+                pool=media[0],
+                local_host=config.host,
+                cancel_timeout=64 * config.timers.t1,
+            )
             self.bridges = Bridges(
                 self.calls,
                 self.outbound,
@@ -228,7 +235,7 @@ class SipEndpoint:
 
     def send_request(
         self, request: Request, peer: Peer, *, on_response: ResponseHandler | None = None
-    ) -> None:
+    ) -> ClientKey:
         """Send a request of ours to `peer` through a client transaction; `on_response` gets
         each response passed up, and None if the transaction times out."""
         request.headers.prepend(
@@ -239,6 +246,16 @@ class SipEndpoint:
         if on_response is not None:
             self._handlers[key] = on_response
         self._flush()
+        return key
+
+    def abandon(self, key: ClientKey) -> None:
+        """Give up on our INVITE that no final response ever came for (§9.1: a CANCEL that
+        was not answered within 64*T1); its handler is told with None."""
+        handler = self._handlers.pop(key, None)
+        self.layer.abandon(key, self._now())
+        self._flush()
+        if handler is not None:
+            handler(None)
 
     def send_cancel(self, invite: Request, peer: Peer) -> None:
         """CANCEL our INVITE (§9.1): its own client transaction, on the INVITE's branch."""
@@ -328,9 +345,9 @@ class SipEndpoint:
             handler = self._handlers.get(event.transaction)
             if handler is not None:
                 handler(event.response)
-        elif isinstance(event, TransactionTimedOut):
+        elif isinstance(event, TransactionTimedOut | TransportErrorOccurred):
             key = event.transaction
-            if isinstance(key, ClientKey) and (handler := self._handlers.get(key)) is not None:
+            if isinstance(key, ClientKey) and (handler := self._handlers.pop(key, None)):
                 handler(None)
         elif isinstance(event, TransactionTerminated):
             key = event.transaction
@@ -341,10 +358,9 @@ class SipEndpoint:
                 self._peers.pop(key, None)
                 if self.calls is not None:
                     self.calls.forget(key)
-        elif (
-            isinstance(event, AckReceived) and event.transaction is None and self.calls is not None
-        ):
-            # The ACK of a 2xx: it belongs to the dialog, not to a transaction (§13.3.1.4).
+        elif isinstance(event, AckReceived) and self.calls is not None:
+            # The ACK of a 2xx: it belongs to the dialog, not to a transaction (§13.3.1.4);
+            # one reusing the INVITE's branch comes through its Accepted state (RFC 6026).
             dialog, verdict = self.dialogs.receive_request(event.request)
             if dialog is not None and isinstance(verdict, Accepted):
                 self.calls.ack(dialog, event.request)
@@ -378,7 +394,9 @@ class SipEndpoint:
             return make_response(request, 481, to_tag=random_tag())
         if request.method == "BYE":
             response, _events = self.dialogs.respond(request, 200)
-            self.calls.ended_by_peer(dialog)
+            if not self.calls.ended_by_peer(dialog):
+                # A BYE of an early dialog: the caller gave up ringing (§15.1.2: 487 it).
+                self.calls.cancel_early_dialog(dialog.id)
             return response
         if request.method == "INVITE":
             return self.calls.reinvite(key, request, dialog)

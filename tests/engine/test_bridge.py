@@ -29,6 +29,7 @@ from callcenter.media import detect_tone, dominant_frequency, rms_dbfs
 from callcenter.services.subscribers import SqlSubscriberDirectory, add_user
 from callcenter.settings import Settings
 from callcenter.sip.sdp import parse_sdp
+from callcenter.sip.transaction import TimerConfig
 
 from .phone import ScriptedPhone, authorization, final, sdp
 from .rtp_peer import RtpPeer
@@ -52,14 +53,16 @@ class Pbx:
         return self.endpoint.port
 
 
-def make_pbx_endpoint(engine: AsyncEngine, trunks: Trunks, **config: float) -> SipEndpoint:
+def make_pbx_endpoint(
+    engine: AsyncEngine, trunks: Trunks, *, ports: int = 200, **config: object
+) -> SipEndpoint:
     directory = SqlSubscriberDirectory(create_sessionmaker(engine))
     registrations = Registrations(directory, realm=REALM, secret=SECRET)
     base = free_base()
     return SipEndpoint(
         EndpointConfig(host="127.0.0.1", port=0, **config),  # type: ignore[arg-type]
         registrations=registrations,
-        media=(RtpPortPool("127.0.0.1", base, base + 199), MediaClock()),
+        media=(RtpPortPool("127.0.0.1", base, base + ports - 1), MediaClock()),
         trunks=trunks,
     )
 
@@ -219,7 +222,7 @@ async def test_cancel_while_ringing_reaches_the_phone_and_the_caller_gets_487(pb
         assert ringing is not None and ringing.status == 180
         branch = f"z9hG4bKINVITE1-{zlib.crc32(caller.call_id.encode())}"
         caller.sip.send(caller.request("CANCEL", 1, branch=branch), pbx.port)
-        statuses = set()
+        statuses: set[tuple[int, str]] = set()
         for _ in range(2):
             reply = await caller.sip.receive()
             assert reply is not None
@@ -521,7 +524,7 @@ async def test_cancel_right_behind_the_invite_stops_it_before_the_phone_rings(pb
         caller.invite()
         branch = f"z9hG4bKINVITE1-{zlib.crc32(caller.call_id.encode())}"
         caller.sip.send(caller.request("CANCEL", 1, branch=branch), pbx.port)
-        statuses = set()
+        statuses: set[tuple[int, str]] = set()
         while len(statuses) < 2:
             reply = await caller.sip.receive()
             assert reply is not None, statuses
@@ -530,6 +533,86 @@ async def test_cancel_right_behind_the_invite_stops_it_before_the_phone_rings(pb
         assert statuses == {(200, "CANCEL"), (487, "INVITE")}
         with pytest.raises(AssertionError):
             await phone.next_request("INVITE", timeout=0.5)
+    finally:
+        phone.close()
+        caller.close()
+
+
+@pytest.mark.asyncio
+async def test_no_media_port_for_the_phone_leg_is_503_and_nothing_leaks(
+    database: AsyncEngine,
+) -> None:
+    endpoint = make_pbx_endpoint(database, LOOPBACK, ports=2)  # one even port: the caller's
+    await endpoint.start()
+    phone = await ScriptedPhone.open("bob", endpoint.port)
+    caller = await Caller.open(endpoint.port, "bob")
+    try:
+        await phone.register(PASSWORD)
+        caller.invite()
+        _, reply = await final(caller.sip)
+        assert reply.status == 503
+        await asyncio.sleep(0.05)
+        assert endpoint.bridges.active == 0
+        assert endpoint.calls is not None and endpoint.calls.pool.in_use == 0
+    finally:
+        phone.close()
+        caller.close()
+        await endpoint.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_phone_that_ignores_cancel_is_abandoned_after_64_t1(
+    database: AsyncEngine,
+) -> None:
+    timers = TimerConfig(t1=0.05, t2=0.4, t4=0.5)
+    endpoint = make_pbx_endpoint(database, LOOPBACK, timers=timers)
+    await endpoint.start()
+    phone = await ScriptedPhone.open("bob", endpoint.port)
+    caller = await Caller.open(endpoint.port, "bob")
+    try:
+        await phone.register(PASSWORD)
+        caller.invite()
+        invite = await phone.next_request("INVITE")
+        phone.reply(invite, 180)
+        await asyncio.sleep(0.1)
+        branch = f"z9hG4bKINVITE1-{zlib.crc32(caller.call_id.encode())}"
+        caller.sip.send(caller.request("CANCEL", 1, branch=branch), endpoint.port)
+        await phone.next_request("CANCEL")  # and never answered, nor the INVITE
+        assert endpoint.bridges.active == 1
+        await asyncio.sleep(64 * 0.05 + 0.5)
+        assert endpoint.bridges.active == 0
+        assert endpoint.calls is not None and endpoint.calls.pool.in_use == 0
+    finally:
+        phone.close()
+        caller.close()
+        await endpoint.stop()
+
+
+@pytest.mark.asyncio
+async def test_bye_on_the_early_dialog_stops_the_ringing(pbx: Pbx) -> None:
+    """§15: a caller may end an early dialog with BYE; the INVITE then gets 487 and the
+    phone a CANCEL."""
+    phone = await ScriptedPhone.open("bob", pbx.port)
+    caller = await Caller.open(pbx.port, "bob")
+    try:
+        await phone.register(PASSWORD)
+        caller.invite()
+        invite = await phone.next_request("INVITE")
+        phone.reply(invite, 180)
+        provisional = await caller.sip.receive()
+        while provisional is not None and provisional.status != 180:
+            provisional = await caller.sip.receive()
+        assert provisional is not None
+        caller.to_tag = provisional.response.to_tag or ""
+        caller.sip.send(caller.request("BYE", 2), pbx.port)
+        statuses: set[tuple[int, str]] = set()
+        while len(statuses) < 2:
+            reply = await caller.sip.receive()
+            assert reply is not None, statuses
+            statuses.add((reply.status, reply.response.cseq.method))
+        assert statuses == {(200, "BYE"), (487, "INVITE")}
+        cancel = await phone.next_request("CANCEL")
+        assert cancel.call_id == invite.call_id
     finally:
         phone.close()
         caller.close()

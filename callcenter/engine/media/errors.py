@@ -10,7 +10,7 @@ class MediaEngineError(Exception):
     """Base of every error raised by `callcenter.engine.media`."""
 
 
-class PortsExhausted(MediaEngineError):
+class PortsExhausted(MediaEngineError, OSError):
     """No free even port in the RTP range (every one is ours or taken by another process)."""
 
 
