@@ -84,6 +84,7 @@ class Bridges:
         *,
         caller_id: str,
         caller_name: str | None = None,
+        max_forwards: int = 70,
     ) -> None:
         """Ring `target` at `destination` for the caller's INVITE and bridge the two when it
         answers; every outcome ends with a final response to the caller."""
@@ -119,6 +120,7 @@ class Bridges:
                 on_end=lambda: self._end(bridge),
                 on_hold=lambda held: self._held(bridge, callee_holds=held),
                 started=started,
+                max_forwards=max_forwards,
             )
         except CallFailed as exc:
             self._bridges.discard(bridge)

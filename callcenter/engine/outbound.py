@@ -120,6 +120,7 @@ class OutboundCalls:
         media: Callable[[RtpLeg], Tickable] | None = None,
         started: Callable[[OutboundCall], None] | None = None,
         credentials: DigestClient | None = None,
+        max_forwards: int = 70,
     ) -> OutboundCall:
         """INVITE `target` (sent to `destination`, by default its host and port over UDP)
         and wait for the answer. Raises CallFailed for a final error response, a CANCEL, or
@@ -137,7 +138,7 @@ class OutboundCalls:
                 ("Call-ID", f"{secrets.token_hex(8)}-{next(_call_ids)}@{self.local_host}"),
                 ("CSeq", "1 INVITE"),
                 ("Contact", str(contact)),
-                ("Max-Forwards", "70"),
+                ("Max-Forwards", str(max_forwards)),
             ]
         )
         invite = Request("INVITE", target.without_headers(), headers)

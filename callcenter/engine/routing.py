@@ -108,6 +108,11 @@ class Router:
             self.calls.fail(key, request)
 
     async def _route(self, key: ServerTransactionKey, request: Request, peer: Peer) -> None:
+        if _hops_left(request) <= 0:
+            # A loop (a trunk sending our own call back to us, two PBXes forwarding to each
+            # other) ends here instead of ringing forever (RFC 3261 §16.3 step 2).
+            self._refuse(key, request, 483)
+            return
         caller = await self.admit(key, request, peer)
         if caller is None or self.calls.cancelled_early(key, request):
             return
@@ -150,6 +155,7 @@ class Router:
             Peer(source.transport.upper(), source.host, source.port),
             caller_id=caller_id,
             caller_name=caller_name,
+            max_forwards=_hops_left(request) - 1,
         )
 
     async def _to_trunk(
@@ -170,7 +176,12 @@ class Router:
         log.info("call %s from %s out through trunk %s", request.call_id, caller, trunk.name)
         caller_id, caller_name = _caller_id(request, caller)
         await self.bridges.connect(
-            pending, target, destination, caller_id=caller_id, caller_name=caller_name
+            pending,
+            target,
+            destination,
+            caller_id=caller_id,
+            caller_name=caller_name,
+            max_forwards=_hops_left(request) - 1,
         )
 
 
@@ -183,3 +194,9 @@ def _caller_id(request: Request, caller: Caller) -> tuple[str, str | None]:
         user = (uri.user_unescaped or "anonymous") if isinstance(uri, SipUri) else "anonymous"
     safe = "".join(ch for ch in user[:64] if ch.isascii() and (ch.isalnum() or ch in "+-_.*#"))
     return safe or "anonymous", request.from_addr.display_text
+
+
+def _hops_left(request: Request) -> int:
+    """The INVITE's Max-Forwards (70 when absent or unreadable, as a UAS may assume)."""
+    value = (request.headers.get("Max-Forwards") or "").strip()
+    return min(int(value), 70) if value.isdigit() and len(value) <= 3 else 70

@@ -616,3 +616,25 @@ async def test_bye_on_the_early_dialog_stops_the_ringing(pbx: Pbx) -> None:
     finally:
         phone.close()
         caller.close()
+
+
+@pytest.mark.asyncio
+async def test_max_forwards_is_carried_through_and_a_loop_ends_in_483(pbx: Pbx) -> None:
+    phone = await ScriptedPhone.open("bob", pbx.port)
+    caller = await Caller.open(pbx.port, "bob")
+    try:
+        await phone.register(PASSWORD)
+        invite = caller.request("INVITE", 1, body=sdp(caller.rtp.port))
+        caller.sip.send(invite.replace(b"Max-Forwards: 70", b"Max-Forwards: 5"), pbx.port)
+        ringing = await phone.next_request("INVITE")
+        assert ringing.headers.get("Max-Forwards") == "4"
+        phone.reply(ringing, 486)
+        _, busy = await final(caller.sip)
+        assert busy.status == 486
+        looped = caller.request("INVITE", 2, body=sdp(caller.rtp.port))
+        caller.sip.send(looped.replace(b"Max-Forwards: 70", b"Max-Forwards: 0"), pbx.port)
+        _, refused = await final(caller.sip)
+        assert refused.status == 483
+    finally:
+        phone.close()
+        caller.close()
