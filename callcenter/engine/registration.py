@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..sip import Request, Response, make_response
+from ..sip import Request, Response, SipParseError, SipUri, Uri, make_response, parse_uri
 from ..sip.digest import (
     Credentials,
     DigestConfig,
@@ -136,6 +136,10 @@ class Registrations:
         )
         if result is not VerifyResult.OK:
             return self._challenge(request, now, stale=result.stale, to_tag=to_tag)
+        if request.method != "REGISTER" and not _same_target(credentials.uri, request.uri):
+            # The answer was computed for another number: a sniffed Authorization moved onto
+            # a call somewhere else (toll fraud). Phones put the Request-URI there.
+            return self._challenge(request, now, stale=False, to_tag=to_tag)
         return credentials.username
 
     async def is_user(self, username: str) -> bool:
@@ -191,3 +195,15 @@ def _aor_user(aor: str) -> str:
     """`sip:alice@host` → `alice` (the canonical AOR keeps safe characters unescaped)."""
     user, at, _host = aor.removeprefix("sip:").rpartition("@")
     return user if at else ""
+
+
+def _same_target(digest_uri: str, request_uri: Uri) -> bool:
+    """Whether the digest `uri` names the same user as the Request-URI (§22.4 wants them
+    equal; comparing the user part survives harmless re-spellings of host and parameters)."""
+    try:
+        parsed = parse_uri(digest_uri)
+    except SipParseError:
+        return False
+    if not isinstance(parsed, SipUri) or not isinstance(request_uri, SipUri):
+        return False
+    return (parsed.user_unescaped or "") == (request_uri.user_unescaped or "")

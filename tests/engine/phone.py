@@ -92,14 +92,18 @@ class ScriptedPhone:
         self.reply(invite, 200, body=sdp(self.rtp.port))
 
 
-def authorization(challenge: Response, user: str, password: str, method: str, port: int) -> str:
+def authorization(
+    challenge: Response, user: str, password: str, method: str, port: int, uri: str | None = None
+) -> str:
+    """The Authorization header answering `challenge`; `uri` is the Request-URI (an INVITE's
+    answer is bound to it), by default the registrar's."""
     realm = parse_challenge(challenge.headers.fields("www-authenticate")[0]).realm  # type: ignore[union-attr]
     client = DigestClient([DigestAccount(realm=realm, username=user, password=password)])
     offered = [parse_challenge(v) for v in challenge.headers.fields("www-authenticate")]
     credentials = client.answer(
         offered,  # type: ignore[arg-type]
         method=method,
-        uri=f"sip:127.0.0.1:{port}",
+        uri=uri or f"sip:127.0.0.1:{port}",
         host=realm,
         cnonce=make_cnonce(),
     )

@@ -308,7 +308,14 @@ async def test_callers_who_are_not_trunks_must_authenticate(database: AsyncEngin
         assert challenge.status == 401
         assert challenge.response.headers.fields("www-authenticate")
         # Right password, but the From says alice while the credentials are bob's: 403.
-        auth = authorization(challenge.response, "bob", PASSWORD, "INVITE", endpoint.port)
+        auth = authorization(
+            challenge.response,
+            "bob",
+            PASSWORD,
+            "INVITE",
+            endpoint.port,
+            f"sip:echo@127.0.0.1:{endpoint.port}",
+        )
         caller.invite(cseq=2, extra=auth)
         _, forged = await final(caller.sip)
         assert forged.status == 403
@@ -317,7 +324,14 @@ async def test_callers_who_are_not_trunks_must_authenticate(database: AsyncEngin
         caller.invite(cseq=3, extra=wrong)
         _, again = await final(caller.sip)
         assert again.status == 401
-        good = authorization(again.response, "alice", PASSWORD, "INVITE", endpoint.port)
+        good = authorization(
+            again.response,
+            "alice",
+            PASSWORD,
+            "INVITE",
+            endpoint.port,
+            f"sip:echo@127.0.0.1:{endpoint.port}",
+        )
         caller.invite(cseq=4, extra=good)
         _, ok = await final(caller.sip)
         assert ok.status == 200
@@ -362,8 +376,15 @@ async def test_trunk_calls_never_go_out_but_users_calls_do(database: AsyncEngine
             user = await Caller.open(no_trunk.port, "+15550001", user="alice")
             user.invite(cseq=1)
             _, challenge = await final(user.sip)
-            auth = authorization(challenge.response, "alice", PASSWORD, "INVITE", no_trunk.port)
-            user.invite(cseq=2, extra=auth)
+            # An answer computed for another target (a sniffed one moved onto this call) fails.
+            echo_uri = f"sip:echo@127.0.0.1:{no_trunk.port}"
+            moved = authorization(challenge.response, "alice", PASSWORD, "INVITE", 0, echo_uri)
+            user.invite(cseq=2, extra=moved)
+            _, refused_again = await final(user.sip)
+            assert refused_again.status == 401
+            target = f"sip:+15550001@127.0.0.1:{no_trunk.port}"
+            auth = authorization(refused_again.response, "alice", PASSWORD, "INVITE", 0, target)
+            user.invite(cseq=3, extra=auth)
             invite = await carrier.next_request("INVITE")
             assert invite.uri.user == "+15550001"  # type: ignore[union-attr]
             assert invite.from_addr.uri.user == "alice"  # type: ignore[union-attr]
@@ -371,7 +392,7 @@ async def test_trunk_calls_never_go_out_but_users_calls_do(database: AsyncEngine
             _, answered = await final(user.sip)
             assert answered.status == 200
             user.to_tag = answered.response.to_tag or ""
-            user.ack(cseq=2)
+            user.ack(cseq=3)
             user.close()
         finally:
             await no_trunk.stop()
