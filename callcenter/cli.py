@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import secrets
@@ -94,6 +95,7 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
         port=settings.sip_port,
         media_timeout=settings.media_timeout,
         ring_timeout=settings.ring_timeout,
+        max_transactions=settings.sip_max_transactions,
         hold_music=str(settings.hold_music) if settings.hold_music else None,
     )
     media = (
@@ -261,6 +263,10 @@ async def _serve(settings: Settings) -> int:
                 stack.push_async_callback(service.stop)
                 summary.append(service.listening())
             summary.extend(NOT_BUILT)
+            # What exists at startup (modules, tables, the hold music) lives for the whole
+            # run: keep it out of the cycle collector's full passes, which stall the loop.
+            gc.collect()
+            gc.freeze()
             log.info("ready: %s", "; ".join(summary))
             log.info("running until SIGINT (Ctrl-C) or SIGTERM")
 

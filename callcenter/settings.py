@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     rtp_port_max: int = Field(default=20999, ge=1025, le=65535)
     # A call whose peer sends no RTP for this long (and has not put it on hold) is hung up.
     media_timeout: float = Field(default=30.0, gt=0)
+    # SIP transactions kept at once (each call holds about 100 transaction-seconds, so this
+    # bounds the sustained call rate near N/100 per second); beyond it requests get 503.
+    sip_max_transactions: int = Field(default=50_000, ge=100)
     # A bridged call (to a phone or out through a trunk) rings this long before the caller
     # hears 480.
     ring_timeout: float = Field(default=60.0, gt=0)

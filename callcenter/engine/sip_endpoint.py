@@ -71,7 +71,7 @@ class EndpointConfig:
     user_agent: str = "callcenter"
     limits: Limits = DEFAULT_LIMITS
     timers: TimerConfig = DEFAULT_TIMERS
-    max_transactions: int = 10_000
+    max_transactions: int = 50_000
     media_timeout: float = 30.0  # seconds without RTP before a call is hung up
     ring_timeout: float = 60.0  # seconds a bridged call may ring before the caller gets 480
     hold_music: str | None = None  # WAV file for `music` and held calls (None: built-in)
@@ -174,6 +174,7 @@ class SipEndpoint:
         self._destinations: dict[ClientKey, Peer] = {}  # where our requests go
         self._handlers: dict[ClientKey, ResponseHandler] = {}  # who awaits their responses
         self._timer: asyncio.TimerHandle | None = None
+        self._overload_logged = float("-inf")
         self._loop: asyncio.AbstractEventLoop | None = None
         # Requests answered after an await (a database lookup): owned, cancelled on stop.
         self._tasks: set[asyncio.Task[None]] = set()
@@ -338,6 +339,13 @@ class SipEndpoint:
             self.layer.send_response(event.transaction, response, self._now())
         elif isinstance(event, RequestRefused) and peer is not None:
             # Over the transaction bound: answer statelessly and keep no state (§21.5.4).
+            now = self._now()
+            if now - self._overload_logged > 10:
+                self._overload_logged = now
+                log.warning(
+                    "overload: %d SIP transactions (the limit): answering 503",
+                    self.config.max_transactions,
+                )
             busy = make_response(event.request, 503, to_tag=random_tag())
             busy.headers.add("Retry-After", "5")
             self._send_bytes(busy, peer)

@@ -89,8 +89,11 @@ and its timestamp jumps by the time that passed (late ticks below this are not p
 INBAND_GAP_MS = 60
 """Silence after each in-band DTMF tone."""
 
-FORWARD_LEASE = 0.2
-"""Seconds a forwarding link lasts without being renewed by `forward_pair` (10 ticks)."""
+FORWARD_LEASE = 2.0
+"""Seconds a forwarding link lasts without being renewed by `forward_pair` (100 ticks).
+Long enough that a loop stalled by load (ticks seen 265 ms late at 750 bridged calls) does
+not drop the link, whose re-forming resets the jitter buffers and loses their audio; rooms
+unlink their legs explicitly when they end."""
 
 Address = tuple[Any, ...]
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import callcenter.engine.media.leg as leg_module
 from callcenter.engine.media import MediaClock, Room, RtpLeg, RtpPortPool
 from callcenter.media import (
     Mode,
@@ -396,8 +397,9 @@ async def test_recording_or_a_third_leg_means_mixing(clock: MediaClock, pool: Rt
 
 @pytest.mark.asyncio
 async def test_forwarding_stops_when_the_room_stops_ticking(
-    clock: MediaClock, pool: RtpPortPool
+    clock: MediaClock, pool: RtpPortPool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(leg_module, "FORWARD_LEASE", 0.2)  # 2 s in production
     leg_a, leg_b, peer_a, peer_b = await open_pair(pool)
     try:
         leg_a.connect(negotiate(leg_a.port, peer_a.port))
