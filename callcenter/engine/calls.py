@@ -408,8 +408,10 @@ class Calls:
             return dialogs.respond(request, 481)[0]
         if call.negotiated is None:
             return dialogs.respond(request, 491)[0]  # our offer still awaits its answer
-        if request.content_type != "application/sdp" or not request.body:
-            return dialogs.respond(request, 488, "Offer required in re-INVITE")[0]
+        if not request.body:
+            return self._reoffer(key, request, call)
+        if request.content_type != "application/sdp":
+            return dialogs.respond(request, 415)[0]
         try:
             negotiated = answer_offer(
                 parse_sdp(request.body),
@@ -438,6 +440,27 @@ class Calls:
         )
         if negotiated.remote_hold != was_held and call.on_hold is not None:
             call.on_hold(negotiated.remote_hold)
+        return ok
+
+    def _reoffer(self, key: ServerTransactionKey, request: Request, call: Call) -> Response:
+        """A re-INVITE without SDP (RFC 3261 §14.2, e.g. a refresh or a 3PCC move): offer our
+        session again (same o= id, version up) in the 200; the ACK brings the answer."""
+        assert call.negotiated is not None
+        previous = call.negotiated.local_sdp.origin
+        offer = build_offer(
+            address=self.local_host,
+            port=call.leg.port,
+            session_id=previous.sess_id,
+            session_version=previous.sess_version + 1,
+        )
+        ok, _events = self.signalling.dialogs.respond(
+            request, 200, body=bytes(offer), content_type="application/sdp"
+        )
+        if call.retransmit is not None:
+            call.retransmit.cancel()
+        call.key, call.ok, call.acked, call.late_offer = key, ok, False, offer
+        call.answered_at, call.interval = self.signalling.now(), self.timers.t1
+        self._arm(call)
         return ok
 
     def tick(self, n: int) -> None:
@@ -473,8 +496,11 @@ class Calls:
                 log.info("call %s: %s, hanging up", dialog.id.call_id, exc.reason)
                 self.hang_up(dialog.id)
                 return
+            was_held = call.negotiated is not None and call.negotiated.remote_hold
             call.leg.connect(negotiated)
             call.negotiated = negotiated
+            if negotiated.remote_hold != was_held and call.on_hold is not None:
+                call.on_hold(negotiated.remote_hold)
 
     def ended_by_peer(self, dialog: Dialog) -> bool:
         """The peer's BYE (already answered 200 by the endpoint) ends the call."""

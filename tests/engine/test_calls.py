@@ -322,6 +322,36 @@ async def test_hold_and_resume_by_reinvite(endpoint: SipEndpoint) -> None:
 
 
 @pytest.mark.asyncio
+async def test_reinvite_without_sdp_gets_our_offer_and_the_ack_answers_it(
+    endpoint: SipEndpoint,
+) -> None:
+    """RFC 3261 §14.2: an offerless re-INVITE is answered with our session offered again
+    (same o= id, higher version); the ACK carries the answer, here a hold (sendonly)."""
+    uac = await _uac(endpoint, "echo")
+    try:
+        media_port = await uac.call()
+        uac.ack()
+        assert uac.ok is not None
+        first = parse_sdp(uac.ok.response.body).origin
+        tag = uac.ok.response.to_tag or ""
+        reply = await uac.sip.request(uac._request("INVITE", 3, tag), endpoint.port)
+        assert reply is not None and reply.status == 200
+        offer = parse_sdp(reply.response.body)
+        assert offer.origin.sess_id == first.sess_id
+        assert offer.origin.sess_version > first.sess_version
+        uac.sip.send(uac._request("ACK", 3, tag, body=uac.sdp(3, "sendonly")), endpoint.port)
+        await asyncio.sleep(0.2)
+        before = len(uac.rtp.received)
+        uac.rtp.send_tone(media_port, 1000.0, 0.6)
+        await asyncio.sleep(0.8)
+        assert len(uac.rtp.received) - before <= 2, "the engine kept sending while held"
+    finally:
+        await uac.bye()
+        uac.sip.close()
+        uac.rtp.close()
+
+
+@pytest.mark.asyncio
 async def test_media_timeout_hangs_up_a_silent_call_but_not_a_held_one() -> None:
     base = free_base()
     config = EndpointConfig(host="127.0.0.1", port=0, media_timeout=1.0)
