@@ -11,6 +11,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
+import phonenumbers
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -76,6 +77,18 @@ class Settings(BaseSettings):
     # Digest algorithms offered to phones, most preferred first. MD5 alone by default: some
     # deployed phones (baresip 1.0) refuse a 401 that offers anything else as well.
     sip_digest_algorithms: tuple[Literal["MD5", "SHA-256"], ...] = ("MD5",)
+
+    # Customers: numbers written without a country code (national format) are read as this
+    # ISO 3166 region's; stored numbers are always E.164.
+    default_region: str = Field(default="GB", min_length=2, max_length=2)
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        region = value.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown region {value!r} (an ISO 3166 code such as GB or US)")
+        return region
 
     # HTTP: the web app and API (served by `callcenter serve` once the web layer exists).
     http_port: int = Field(default=8000, ge=0, le=65535)

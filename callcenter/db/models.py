@@ -17,9 +17,11 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Float,
+    ForeignKey,
     Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
     func,
@@ -128,3 +130,79 @@ class SipBinding(Base):
     source_port: Mapped[int] = mapped_column(Integer)
     instance: Mapped[str | None] = mapped_column(String(255))
     reg_id: Mapped[str | None] = mapped_column(String(32))
+
+
+# Customer tiers, lowest first. Stored as text (readable in the admin pages and in SQL) and held
+# to this list by a CHECK; the ACD's priority rank for each tier lives in
+# `callcenter.services.customers`, so reordering or re-weighting tiers needs no migration.
+TIERS: Final = ("regular", "silver", "gold", "vip")
+NOTE_KINDS: Final = ("note", "complaint", "case")
+
+
+class Customer(Base):
+    """A caller the contact center knows: who they are and how they are treated in the queue."""
+
+    __tablename__ = "customers"
+    __table_args__ = (
+        CheckConstraint(
+            "tier IN (" + ", ".join(f"'{tier}'" for tier in TIERS) + ")",
+            name="tier",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    company: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    tier: Mapped[str] = mapped_column(String(16), default="regular", server_default="regular")
+    email: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default=func.now()
+    )
+
+    def __repr__(self) -> str:
+        return f"Customer(id={self.id!r}, name={self.name!r}, tier={self.tier!r})"
+
+
+class CustomerPhone(Base):
+    """One phone number of a customer, in E.164 form ('+441632960001').
+
+    A number may belong to several customers (a shared office line): caller-ID matching offers
+    them all. `ix_customer_phones_e164` is the caller-ID lookup index.
+    """
+
+    __tablename__ = "customer_phones"
+    __table_args__ = (UniqueConstraint("customer_id", "e164"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("customers.id", ondelete="CASCADE")
+    )
+    # E.164: '+' and at most 15 digits; 16 characters always suffice.
+    e164: Mapped[str] = mapped_column(String(16), index=True)
+    # Free text shown to the agent ("mobile", "office"); empty when unknown.
+    label: Mapped[str] = mapped_column(String(32), default="", server_default="")
+
+
+class CustomerNote(Base):
+    """A note, complaint or case entry on a customer, newest shown first."""
+
+    __tablename__ = "customer_notes"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN (" + ", ".join(f"'{kind}'" for kind in NOTE_KINDS) + ")",
+            name="kind",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), default="note", server_default="note")
+    text: Mapped[str] = mapped_column(Text)
+    # Username of the author as written at the time (kept when the user is later deleted);
+    # None = written by the system (an import, an IVR flow).
+    author: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default=func.now()
+    )
