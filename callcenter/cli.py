@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import gc
 import logging
 import os
@@ -20,6 +21,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pydantic
@@ -40,6 +42,8 @@ from callcenter.engine.registration import Registrations
 from callcenter.engine.sip_endpoint import EndpointConfig, SipEndpoint
 from callcenter.engine.trunks import Trunk, Trunks
 from callcenter.media import Frame, encode_wav, load_prompt
+from callcenter.services.ivr import FlowError, FlowRegistry, load_flow, simulate
+from callcenter.services.ivr.flow import BusinessHours
 from callcenter.services.subscribers import SqlSubscriberDirectory, SubscriberError, add_user
 from callcenter.settings import Settings
 from callcenter.sip import SipUri, parse_uri
@@ -428,6 +432,51 @@ async def _call(
         await endpoint.stop()
 
 
+# --- callcenter ivr -------------------------------------------------------------------------
+
+
+def ivr(settings: Settings, args: argparse.Namespace) -> int:
+    """`ivr check`: validate every flow; `ivr simulate`: print the path a caller would take."""
+    flows: Path = args.flows
+    if args.ivr_command == "check":
+        reloaded = FlowRegistry(flows).reload()
+        for problem in reloaded.problems:
+            print(problem, file=sys.stderr)
+        if not reloaded.ok or not reloaded.loaded:
+            raise StartupError(f"{len(reloaded.failed)} flow(s) in {flows} have errors")
+        print(f"{len(reloaded.loaded)} flow(s) OK in {flows}: {', '.join(reloaded.loaded)}")
+        return 0
+    path = Path(args.flow)
+    if path.suffix not in (".yaml", ".yml"):
+        path = flows / f"{args.flow}.yaml"
+    if not path.is_file():
+        raise StartupError(f"no flow {path} (flows are *.yaml files in {flows}; see --flows)")
+    try:
+        flow, warnings = load_flow(path)
+    except FlowError as exc:
+        raise StartupError(f"{path} has errors:\n{exc}") from exc
+    for problem in warnings:
+        print(problem, file=sys.stderr)
+    # A time without an offset is the call center's wall clock: the flow's (first) business
+    # hours timezone.
+    zones = [n.timezone for n in flow.nodes.values() if isinstance(n, BusinessHours)]
+    zone = zones[0] if zones else ZoneInfo("UTC")
+    try:
+        at = dt.datetime.fromisoformat(args.at) if args.at else dt.datetime.now(zone)
+    except ValueError as exc:
+        raise StartupError(f"--at {args.at!r}: expected e.g. 2026-11-24 10:00") from exc
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=zone)
+    try:
+        result = simulate(flow, args.digits, at)
+    except ValueError as exc:
+        raise StartupError(f"--digits: {exc}") from exc
+    print(f"flow {flow.name} ({path}) at {at:%a %Y-%m-%d %H:%M %Z}, digits {args.digits!r}")
+    for line in result.lines:
+        print(line)
+    return 0
+
+
 # --- entry point ---------------------------------------------------------------------------
 
 
@@ -466,6 +515,21 @@ def build_parser() -> argparse.ArgumentParser:
         "CALLCENTER_CALL_PASSWORD variable, so it stays out of `ps`)",
     )
     call_parser.set_defaults(run=call)
+    ivr_parser = commands.add_parser("ivr", help="check IVR flows, simulate a caller")
+    ivr_parser.add_argument(
+        "--flows", type=Path, default=Path("ivr/flows"), help="the flows directory"
+    )
+    ivr_commands = ivr_parser.add_subparsers(dest="ivr_command", required=True, metavar="ACTION")
+    ivr_commands.add_parser("check", help="validate every flow; exit 1 with the errors")
+    simulate_parser = ivr_commands.add_parser(
+        "simulate", help="print the path a caller takes for given digits and time"
+    )
+    simulate_parser.add_argument("flow", help="a flow name in the flows directory, or a path")
+    simulate_parser.add_argument("--digits", default="", help="what the caller presses, e.g. 2")
+    simulate_parser.add_argument(
+        "--at", help='the time of the call, e.g. "2026-11-24 10:00" (the flow\'s timezone)'
+    )
+    ivr_parser.set_defaults(run=ivr)
     serve_parser = commands.add_parser(
         "serve", help="run the service until SIGINT or SIGTERM (the database must be migrated)"
     )
