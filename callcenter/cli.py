@@ -44,6 +44,8 @@ from callcenter.engine.trunks import Trunk, Trunks
 from callcenter.media import Frame, encode_wav, load_prompt
 from callcenter.services.ivr import FlowError, FlowRegistry, load_flow, simulate
 from callcenter.services.ivr.flow import BusinessHours
+from callcenter.services.ivr.prompts import PromptLibrary
+from callcenter.services.ivr.session import IvrApplication
 from callcenter.services.subscribers import SqlSubscriberDirectory, SubscriberError, add_user
 from callcenter.settings import Settings
 from callcenter.sip import SipUri, parse_uri
@@ -56,6 +58,8 @@ T = TypeVar("T")
 # alembic.ini and migrations/ sit at the root of the source tree, next to the package; `make
 # install` installs in editable mode so they are found from any working directory.
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+# IVR content (flows/, prompts/), relative to where `serve` runs, like `ivr check`'s default.
+IVR_DIR = Path("ivr")
 
 
 class StartupError(Exception):
@@ -112,7 +116,21 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
             for t in settings.trunks
         ]
     )
-    return [SipEndpoint(config, registrations=registrations, media=media, trunks=trunks)]
+    endpoint = SipEndpoint(config, registrations=registrations, media=media, trunks=trunks)
+    services: list[Service] = [endpoint]
+    if endpoint.router is not None and endpoint.calls is not None:
+        # The IVR takes calls for `ivr` (the default flow) and `flow:NAME` (a trunk number
+        # mapped to it); the engine knows it only as a routing.CallApplication.
+        ivr_app = IvrApplication(
+            endpoint.calls,
+            FlowRegistry(IVR_DIR / "flows"),
+            PromptLibrary(IVR_DIR / "prompts", settings.data_dir / "prompt-cache"),
+            hold_music=settings.hold_music,
+        )
+        endpoint.router.applications["ivr"] = ivr_app
+        endpoint.router.applications["flow"] = ivr_app
+        services.append(ivr_app)
+    return services
 
 
 def digest_secret(settings: Settings) -> bytes:

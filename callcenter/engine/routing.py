@@ -2,8 +2,9 @@
 
 Owns the admission of an out-of-dialog INVITE — from a trunk's allowlisted address, or from a
 user whose digest credentials check out (401 challenge otherwise, 403 when the From claims
-someone else, 403 for anyone when no directory exists) — and its destination: a built-in
-extension, a registered phone by user name (480 while it has no registration, 404 for
+someone else, 403 for anyone when no directory exists) — and its destination: an application
+the composition root plugged in (`ivr`, or `flow:NAME` from a trunk's number mapping), a
+built-in extension, a registered phone by user name (480 while it has no registration, 404 for
 nobody), or, for users only, an outside number through the outbound trunk. A trunk's call
 never reaches an outbound path: what a carrier sends in stays in (toll fraud). Must not know
 queues, agents, HTTP or the database (the registrar's directory answers who exists).
@@ -19,7 +20,7 @@ from ..sip import Request, Response, SipUri, make_response
 from ..sip.dialog import random_tag
 from ..sip.transaction import ServerTransactionKey
 from .bridge import Bridges
-from .calls import Calls
+from .calls import Calls, PendingCall
 from .registration import Registrations
 from .transport import Peer
 from .trunks import Trunk, Trunks
@@ -32,6 +33,14 @@ MAX_NUMBER = 32
 
 class Responder(Protocol):
     def respond(self, key: ServerTransactionKey, response: Response) -> None: ...
+
+
+class CallApplication(Protocol):
+    """Something outside the engine that takes whole calls (the IVR): given the caller's
+    INVITE with its offer accepted, it answers or rejects it. `argument` is what followed the
+    application's name in the destination (`flow:sales` → `sales`, `ivr` → "")."""
+
+    async def take_call(self, pending: PendingCall, argument: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,9 @@ class Router:
         self.trunks = trunks
         self.registrations = registrations
         self.local_host = local_host
+        # Destinations taken by the contact center, by name (`ivr`, `flow`): the composition
+        # root fills this in; the engine cannot import services.
+        self.applications: dict[str, CallApplication] = {}
 
     def _refuse(
         self, key: ServerTransactionKey, request: Request, status: int, reason: str | None = None
@@ -119,6 +131,15 @@ class Router:
         number = dialled(request)
         if caller.trunk is not None:
             number = caller.trunk.numbers.get(number, number)
+        name, _, argument = number.partition(":")
+        application = self.applications.get(name)
+        if application is not None:
+            pending = await self.calls.accept_offer(key, request, peer)
+            if pending is None:
+                return
+            log.info("call %s from %s to %s", request.call_id, caller, number[:64])
+            await application.take_call(pending, argument)
+            return
         if number in self.calls.extensions:
             log.info("call %s from %s to extension %s", request.call_id, caller, number)
             await self.calls.invite(key, request, peer, extension=number)

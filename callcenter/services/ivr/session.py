@@ -1,0 +1,375 @@
+"""The IVR on a live call: the interpreter's actions executed on the call's leg.
+
+Owns one answered call from the moment the IVR answers it until the flow's final action: the
+prompts played (a `PromptPlayer`, chained with no gap), the digits read from `leg.on_digit`
+(RFC 4733 or in-band; they cut a menu's or gather's prompts short, as the interpreter expects),
+the digit timeouts (loop timers, started when the prompts end, cancelled when the call ends),
+the call variables and the timeline. The final action: a queue plays hold music and hands the
+session to the `on_queued` hook (the ACD, which detaches the music with `release_media()`);
+voicemail and transfer are not built yet, so they are logged and the call hung up; hangup
+sends BYE. Must not know SIP, sockets or RTP: the engine's `Calls` answers and hangs up.
+
+`IvrApplication` is what the router hands a call for `ivr` / `flow:NAME` (the engine only
+knows it as a `routing.CallApplication`): it picks the flow, loads its prompts (rendered
+once, then from the cache) and starts a session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from callcenter.engine.calls import Call, Calls, PendingCall
+from callcenter.engine.media import MusicPlayer, Prompt, PromptPlayer, load_music
+from callcenter.services.ivr.flow import Flow
+from callcenter.services.ivr.interpreter import (
+    DigitsEntered,
+    EnqueueCall,
+    Event,
+    FinalAction,
+    HangUpCall,
+    InputTimedOut,
+    IvrState,
+    NodeEntered,
+    Phase,
+    PlayPrompt,
+    PromptFinished,
+    SetVariable,
+    StartVoicemail,
+    Step,
+    TransferCall,
+    WaitForDigits,
+    describe,
+    start,
+    step,
+)
+from callcenter.services.ivr.prompts import PromptLibrary
+from callcenter.services.ivr.registry import FlowRegistry
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+QueueHook = Callable[["IvrSession", EnqueueCall], None]
+
+# What a prompt cut short is replaced by: an empty prompt ends at once and plays silence.
+_SILENT = Prompt(np.zeros(0, dtype=np.int16), name="<silence>")
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class IvrSession:
+    """One call in one flow. The engine ticks it (`media` of the call); it ticks its player."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        prompts: Mapping[str, Prompt],
+        *,
+        calls: Calls,
+        pending: PendingCall,
+        music: Prompt,
+        clock: Clock = utc_now,
+        on_queued: QueueHook | None = None,
+        on_finished: Callable[[IvrSession], None] | None = None,
+    ) -> None:
+        self.flow = flow
+        self.prompts = prompts
+        self.calls = calls
+        self.pending = pending
+        self.leg = pending.leg
+        self.music = music
+        self.clock = clock
+        self.on_queued = on_queued
+        self.on_finished = on_finished
+        self.call_id = pending.request.call_id
+        self.call: Call | None = None
+        self.variables: dict[str, str] = {}
+        self.timeline: list[NodeEntered] = []
+        self.final: FinalAction | None = None
+        self.ended = False
+        self._state: IvrState | None = None
+        self._player: PromptPlayer | MusicPlayer | None = None
+        self._waiting: WaitForDigits | None = None
+        self._digits = ""
+        self._playing = False  # the current step's prompts are still being played
+        self._generation = 0  # bumped per step: callbacks of an older step are stale
+        self._timer: asyncio.TimerHandle | None = None
+        self._hangup: asyncio.Handle | None = None
+
+    # --- the engine's side --------------------------------------------------------------------
+
+    def begin(self) -> bool:
+        """Answer the call and run the flow's first step; False if the caller left first."""
+        self._player = PromptPlayer(self.leg, _SILENT)
+        call = self.calls.answer(self.pending, media=self, on_end=self._call_ended)
+        if call is None:
+            self._close()
+            return False
+        self.call = call
+        self.leg.on_digit = self._digit
+        log.info("call %s: IVR flow %s", self.call_id, self.flow.name)
+        self._run(lambda: start(self.flow, self.clock()))
+        return True
+
+    def tick(self, n: int) -> None:
+        player = self._player
+        if player is not None:
+            player.tick(n)
+
+    def release_media(self) -> None:
+        """Stop playing into the leg (hold music included): the ACD puts it elsewhere."""
+        if self._player is not None:
+            self._player.detach()
+            self._player = None
+
+    def close(self) -> None:
+        """Stop timers and players without touching the call (the engine hangs it up)."""
+        self._close()
+
+    # --- running the interpreter --------------------------------------------------------------
+
+    def _run(self, make_step: Callable[[], Step]) -> None:
+        try:
+            self._apply(make_step())
+        except Exception:
+            log.exception("call %s: IVR failed at %s", self.call_id, self._node)
+            self._hang_up()
+
+    @property
+    def _node(self) -> str:
+        return self._state.node if self._state is not None else self.flow.start
+
+    def _feed(self, event: Event) -> None:
+        state = self._state
+        assert state is not None
+        self._run(lambda: step(self.flow, state, event, self.clock()))
+
+    def _apply(self, result: Step) -> None:
+        self._state = result.state
+        self._generation += 1
+        self._cancel_timer()
+        self._digits = ""
+        self._waiting = result.state.waiting
+        prompts: list[Prompt] = []
+        for action in result.actions:
+            if isinstance(action, NodeEntered):
+                self.timeline.append(action)
+                log.info("call %s: IVR %s", self.call_id, describe(action))
+            elif isinstance(action, SetVariable):
+                self.variables[action.name] = action.value
+            elif isinstance(action, PlayPrompt):
+                prompts.append(self.prompts[action.prompt])
+        final = result.final
+        if final is not None:
+            self._leave(final)
+        elif prompts:
+            self._playing = True
+            self._play(self._generation, prompts, 0)
+        else:
+            self._prompts_done(self._generation)
+
+    def _play(self, generation: int, prompts: list[Prompt], index: int) -> None:
+        if generation != self._generation or not isinstance(self._player, PromptPlayer):
+            return
+        if index == len(prompts):
+            self._prompts_done(generation)
+            return
+        on_done = partial(self._play, generation, prompts, index + 1)
+        self._player.play(prompts[index], on_done=on_done)
+
+    def _prompts_done(self, generation: int) -> None:
+        if generation != self._generation or self.ended:
+            return
+        self._playing = False
+        assert self._state is not None
+        if self._state.phase is Phase.PROMPT:
+            self._feed(PromptFinished())
+        elif self._waiting is not None:
+            self._arm(self._waiting.timeout)
+
+    def _digit(self, digit: str) -> None:
+        waiting = self._waiting
+        if self.ended or waiting is None or self._state is None:
+            return
+        if self._state.phase is not Phase.DIGITS:
+            return  # a plain play ignores digits
+        if self._playing:
+            # Barge-in: the caller knows the choice; the prompts stop and no PromptFinished
+            # comes (the generation of their callbacks is left behind by the next step).
+            self._playing = False
+            if isinstance(self._player, PromptPlayer):
+                self._player.play(_SILENT)
+        self._digits += digit
+        if len(self._digits) >= waiting.max_digits or digit == waiting.terminator:
+            self._feed(DigitsEntered(digits=self._digits))
+        else:
+            self._arm(waiting.timeout)  # the time allowed until the next digit
+
+    def _arm(self, timeout: float) -> None:
+        self._cancel_timer()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(timeout, self._timed_out, self._generation)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self, generation: int) -> None:
+        self._timer = None
+        if generation != self._generation or self.ended:
+            return
+        # Digits typed and then silence: what was typed is the answer (the gather checks it).
+        self._feed(DigitsEntered(digits=self._digits) if self._digits else InputTimedOut())
+
+    # --- leaving the IVR ----------------------------------------------------------------------
+
+    def _leave(self, final: FinalAction) -> None:
+        self.final = final
+        self._waiting = None
+        self.leg.on_digit = None
+        if isinstance(final, EnqueueCall):
+            log.info(
+                "call %s: queued to %s (priority %d)", self.call_id, final.queue, final.priority
+            )
+            self.release_media()
+            self._player = MusicPlayer(self.leg, self.music)
+            if self.on_queued is not None:
+                self.on_queued(self, final)
+            return
+        if isinstance(final, TransferCall):
+            log.warning(
+                "call %s: transfer to %s is not built yet: hanging up", self.call_id, final.target
+            )
+        elif isinstance(final, StartVoicemail):
+            log.warning(
+                "call %s: voicemail box %s is not built yet: hanging up", self.call_id, final.box
+            )
+        else:
+            assert isinstance(final, HangUpCall)
+        self._hang_up()
+
+    def _hang_up(self) -> None:
+        # Not from inside the media tick or the datagram callback that got us here.
+        if self._hangup is None and not self.ended:
+            self._hangup = asyncio.get_running_loop().call_soon(self._send_bye)
+
+    def _send_bye(self) -> None:
+        self._hangup = None
+        if self.call is not None and not self.ended:
+            self.calls.hang_up(self.call.dialog_id)
+
+    def _call_ended(self) -> None:
+        if not self.ended and self.final is None:
+            log.info("call %s: the caller left the IVR at %s", self.call_id, self._node)
+        self._close()
+
+    def _close(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self._generation += 1
+        self._cancel_timer()
+        if self._hangup is not None:
+            self._hangup.cancel()
+            self._hangup = None
+        if self.leg.on_digit == self._digit:
+            self.leg.on_digit = None
+        self.release_media()
+        if self.on_finished is not None:
+            self.on_finished(self)
+
+    def __repr__(self) -> str:
+        return f"<IvrSession {self.call_id} {self.flow.name} at {self._node}>"
+
+
+class IvrApplication:
+    """The IVR as the router sees it (`take_call`) and as `serve` runs it (a Service).
+
+    `take_call(pending, "")` runs `default_flow`, `take_call(pending, "sales")` the flow
+    `sales`; an unknown flow is answered 404.
+    """
+
+    def __init__(
+        self,
+        calls: Calls,
+        flows: FlowRegistry,
+        library: PromptLibrary,
+        *,
+        default_flow: str = "default",
+        clock: Clock = utc_now,
+        music: Prompt | None = None,
+        hold_music: Path | None = None,
+        on_queued: QueueHook | None = None,
+    ) -> None:
+        self.calls = calls
+        self.hold_music = hold_music
+        self.flows = flows
+        self.library = library
+        self.default_flow = default_flow
+        self.clock = clock
+        self.music = music
+        self.on_queued = on_queued
+        self.sessions: set[IvrSession] = set()
+        self._prompts: dict[str, tuple[Flow, dict[str, Prompt]]] = {}
+
+    async def start(self) -> None:
+        result = self.flows.reload()
+        for problem in result.problems:
+            log.warning("IVR: %s", problem)
+        if self.music is None:
+            self.music = await load_music(self.hold_music, cache=self.library.cache)
+        # Render every text prompt now, so that the first caller does not wait for espeak-ng;
+        # a flow whose prompts fail is logged, and its calls fail (500) until it is fixed.
+        for name in self.flows.names():
+            try:
+                await self._flow_prompts(self.flows.get(name))
+            except Exception as exc:
+                log.error("IVR flow %s: prompts not ready: %s", name, exc)
+
+    async def stop(self) -> None:
+        for session in list(self.sessions):
+            session.close()
+
+    def listening(self) -> str:
+        names = ", ".join(self.flows.names()) or "none"
+        return f"IVR: flows {names} (default {self.default_flow})"
+
+    async def _flow_prompts(self, flow: Flow) -> dict[str, Prompt]:
+        cached = self._prompts.get(flow.name)
+        if cached is not None and cached[0] is flow:
+            return cached[1]
+        prompts = await self.library.load_flow(flow)
+        self._prompts[flow.name] = (flow, prompts)
+        return prompts
+
+    async def take_call(self, pending: PendingCall, argument: str) -> None:
+        name = argument or self.default_flow
+        try:
+            flow = self.flows.get(name)
+        except KeyError:
+            log.info("call %s: no IVR flow %r", pending.request.call_id, name[:64])
+            self.calls.reject(pending, 404, "No such IVR flow")
+            return
+        prompts = await self._flow_prompts(flow)
+        assert self.music is not None, "IvrApplication.start() was not awaited"
+        session = IvrSession(
+            flow,
+            prompts,
+            calls=self.calls,
+            pending=pending,
+            music=self.music,
+            clock=self.clock,
+            on_queued=self.on_queued,
+            on_finished=self.sessions.discard,
+        )
+        self.sessions.add(session)
+        session.begin()
