@@ -59,7 +59,6 @@ T = TypeVar("T")
 # install` installs in editable mode so they are found from any working directory.
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 # IVR content (flows/, prompts/), relative to where `serve` runs, like `ivr check`'s default.
-IVR_DIR = Path("ivr")
 
 
 class StartupError(Exception):
@@ -123,8 +122,12 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
         # mapped to it); the engine knows it only as a routing.CallApplication.
         ivr_app = IvrApplication(
             endpoint.calls,
-            FlowRegistry(IVR_DIR / "flows"),
-            PromptLibrary(IVR_DIR / "prompts", settings.data_dir / "prompt-cache"),
+            FlowRegistry(settings.ivr_dir / "flows"),
+            PromptLibrary(
+                settings.ivr_dir / "prompts",
+                settings.data_dir / "prompt-cache",
+                voice=settings.tts_voice,
+            ),
             hold_music=settings.hold_music,
         )
         endpoint.router.applications["ivr"] = ivr_app

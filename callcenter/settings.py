@@ -90,6 +90,11 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown region {value!r} (an ISO 3166 code such as GB or US)")
         return region
 
+    # IVR: flows in <ivr_dir>/flows/*.yaml, recorded prompts in <ivr_dir>/prompts/; `text:`
+    # prompts are spoken by espeak-ng with this voice and cached in <data_dir>/prompt-cache.
+    ivr_dir: Path = Path("ivr")
+    tts_voice: str = Field(default="en", pattern=r"^[A-Za-z0-9+_-]{1,40}$")
+
     # HTTP: the web app and API (served by `callcenter serve` once the web layer exists).
     http_port: int = Field(default=8000, ge=0, le=65535)
 
