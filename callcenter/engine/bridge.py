@@ -45,6 +45,18 @@ def _relay_digit(call_id: str, digit: str, to: RtpLeg) -> None:
         to.send_digit(digit)
 
 
+def _set_mode(room: Room, other: RtpLeg, held: bool) -> None:
+    """One side held (or resumed): `other` hears the music (or them again)."""
+    if other in room.legs:
+        room.set_mode(other, Mode.HOLD if held else Mode.FULL)
+
+
+@dataclass(slots=True, eq=False)
+class _Ringing:
+    callee: OutboundCall | None = None
+    caller_gone: bool = False
+
+
 @dataclass(slots=True, eq=False)
 class Bridge:
     caller: PendingCall
@@ -161,6 +173,86 @@ class Bridges:
         room.add(callee.leg)
         self.clock.add(room)
         log.info("call %s bridged to %s", caller.request.call_id, target)
+
+    async def connect_answered(
+        self,
+        call: Call,
+        target: SipUri,
+        destination: Peer,
+        *,
+        caller_id: str,
+        caller_name: str | None = None,
+        ring_timeout: float | None = None,
+    ) -> OutboundCall:
+        """Ring `target` for a call that is already up (an IVR caller, a queued caller) and
+        join the two when it answers; meanwhile the caller hears the room's music. The call's
+        leg must be free (`Calls.release_media`). Raises CallFailed when the target does not
+        answer (the caller's call goes on, back with whoever called this) or the caller hangs
+        up while it rings (487)."""
+        room = Room()
+        room.music = self.music()
+        room.add(call.leg, mode=Mode.HOLD, is_caller=True)
+        self.clock.add(room)
+        state = _Ringing()
+        previous_on_end = call.on_end
+
+        def caller_left() -> None:
+            state.caller_gone = True
+            if state.callee is not None:
+                self.outbound.cancel(state.callee)
+            if previous_on_end is not None:
+                previous_on_end()
+
+        def give_up() -> None:
+            if state.callee is not None:
+                self.outbound.cancel(state.callee)
+
+        def started(placed: OutboundCall) -> None:
+            state.callee = placed
+            if state.caller_gone:
+                self.outbound.cancel(placed)
+
+        call.on_end = caller_left
+        timer = asyncio.get_running_loop().call_later(
+            ring_timeout if ring_timeout is not None else self.ring_timeout, give_up
+        )
+        try:
+            callee = await self.outbound.dial(
+                target,
+                destination=destination,
+                caller=caller_id,
+                caller_name=caller_name,
+                on_end=lambda: self.calls.hang_up(call.dialog_id),
+                on_hold=lambda held: _set_mode(room, call.leg, held),
+                started=started,
+            )
+        except BaseException:
+            self.clock.remove(room)
+            room.remove(call.leg)
+            call.on_end = previous_on_end
+            raise
+        finally:
+            timer.cancel()
+        if state.caller_gone:
+            self.outbound.cancel(callee)
+            self.clock.remove(room)
+            raise CallFailed(487, "Request Terminated")
+
+        def ended() -> None:
+            self.clock.remove(room)
+            for leg in room.legs:
+                room.remove(leg)
+            if callee.call is not None:
+                self.calls.hang_up(callee.call.dialog_id)
+            if previous_on_end is not None:
+                previous_on_end()
+
+        call.on_end = ended
+        call.on_hold = lambda held: _set_mode(room, callee.leg, held)
+        room.add(callee.leg)
+        room.set_mode(call.leg, Mode.FULL)
+        log.info("call %s connected to %s", call.dialog_id.call_id, target)
+        return callee
 
     def _held(
         self, bridge: Bridge, *, caller_holds: bool | None = None, callee_holds: bool | None = None

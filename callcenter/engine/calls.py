@@ -373,6 +373,18 @@ class Calls:
 
     # --- established calls ----------------------------------------------------------------
 
+    def release_media(self, call: Call) -> None:
+        """Take the call's player off the clock and free its leg for a room (a queue, an
+        agent's bridge): the call goes on, its media is someone else's now."""
+        media = call.media
+        if media is None:
+            return
+        call.media = None
+        self.clock.remove(media)
+        detach = getattr(media, "detach", None)
+        if callable(detach):
+            detach()
+
     def _keep(self, call: Call) -> None:
         self._calls[call.dialog_id] = call
         if call.media is not None:

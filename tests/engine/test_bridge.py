@@ -24,10 +24,12 @@ from callcenter.db.session import create_engine, create_sessionmaker
 from callcenter.engine.media import MediaClock, RtpPortPool
 from callcenter.engine.registration import Registrations
 from callcenter.engine.sip_endpoint import EndpointConfig, SipEndpoint
+from callcenter.engine.transport import Peer
 from callcenter.engine.trunks import Trunk, Trunks
 from callcenter.media import detect_tone, dominant_frequency, rms_dbfs
 from callcenter.services.subscribers import SqlSubscriberDirectory, add_user
 from callcenter.settings import Settings
+from callcenter.sip.dialog import DialogId
 from callcenter.sip.sdp import parse_sdp
 from callcenter.sip.transaction import TimerConfig
 
@@ -656,6 +658,55 @@ async def test_max_forwards_is_carried_through_and_a_loop_ends_in_483(pbx: Pbx) 
         caller.sip.send(looped.replace(b"Max-Forwards: 70", b"Max-Forwards: 0"), pbx.port)
         _, refused = await final(caller.sip)
         assert refused.status == 483
+    finally:
+        phone.close()
+        caller.close()
+
+
+@pytest.mark.asyncio
+async def test_an_answered_call_is_connected_to_a_phone_hearing_music_while_it_rings(
+    pbx: Pbx,
+) -> None:
+    """What a queue does with its caller: the call is up (here on `music`); the engine rings
+    a phone, the caller hears music meanwhile, then the two talk."""
+    phone = await ScriptedPhone.open("bob", pbx.port)
+    caller = await Caller.open(pbx.port, "music")
+    try:
+        await phone.register(PASSWORD)
+        caller.invite()
+        _, ok = await final(caller.sip)
+        caller.to_tag = ok.response.to_tag or ""
+        caller.ack()
+        engine_port = parse_sdp(ok.response.body).media[0].port
+        calls = pbx.endpoint.calls
+        assert calls is not None
+        call = calls.get(DialogId(caller.call_id, caller.to_tag, "caller1"))
+        assert call is not None
+        calls.release_media(call)
+        (binding,) = pbx.endpoint.registrations.contacts_of_user("bob")  # type: ignore[union-attr]
+        connecting = asyncio.create_task(
+            pbx.endpoint.bridges.connect_answered(
+                call,
+                binding.contact_uri,
+                Peer("UDP", "127.0.0.1", phone.sip.port),
+                caller_id="uac",
+            )
+        )
+        invite = await phone.next_request("INVITE")
+        phone.reply(invite, 180)
+        mark = len(caller.rtp.audio())
+        await asyncio.sleep(0.6)
+        assert rms_dbfs(caller.rtp.audio()[mark:]) > -40, "no music while the phone rang"
+        phone.answer(invite)
+        await connecting
+        caller.rtp.send_tone(engine_port, 700.0, 1.5)
+        phone.rtp.send_tone(phone.remote_rtp_port, 1300.0, 1.5)
+        await asyncio.sleep(1.7)
+        assert abs(dominant_frequency(phone.rtp.audio()[-4000:]) - 700.0) < 20
+        assert abs(dominant_frequency(caller.rtp.audio()[-4000:]) - 1300.0) < 20
+        caller.sip.send(caller.request("BYE", 2), pbx.port)
+        bye = await phone.next_request("BYE")
+        phone.reply(bye, 200)
     finally:
         phone.close()
         caller.close()
