@@ -258,12 +258,10 @@ class Bridges:
         self, bridge: Bridge, *, caller_holds: bool | None = None, callee_holds: bool | None = None
     ) -> None:
         """One side put the call on hold (or resumed): the other side hears music (or them)."""
-        room = bridge.room
-        callee = bridge.callee
-        if caller_holds is not None and callee is not None and callee.leg in room.legs:
-            room.set_mode(callee.leg, Mode.HOLD if caller_holds else Mode.FULL)
-        if callee_holds is not None and bridge.caller.leg in room.legs:
-            room.set_mode(bridge.caller.leg, Mode.HOLD if callee_holds else Mode.FULL)
+        if caller_holds is not None and bridge.callee is not None:
+            _set_mode(bridge.room, bridge.callee.leg, caller_holds)
+        if callee_holds is not None:
+            _set_mode(bridge.room, bridge.caller.leg, callee_holds)
 
     def _end(self, bridge: Bridge) -> None:
         """Either side hung up (or the answer came too late): hang up the other."""

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..sip import NameAddr, Request, Response, SipError, SipUri
+from ..sip import NameAddr, Request, Response, SipError
 from ..sip.dialog import Dialog, DialogId, Dialogs, DialogState
 from ..sip.offer_answer import (
     Negotiated,
@@ -154,14 +154,8 @@ class Calls:
         except SdpError as exc:
             self._respond(key, request, 488, exc.reason[:100])
             return None
-        try:
-            leg = await self.pool.open_leg()
-        except OSError:
-            log.warning("no free RTP port for a call from %s:%d", peer.host, peer.port)
-            self._respond(key, request, 503, "No media ports")
-            return None
-        if self.cancelled_early(key, request):
-            await leg.close()
+        leg = await self._open_leg(key, request, peer)
+        if leg is None:
             return None
         try:
             negotiated = answer_offer(
@@ -180,16 +174,29 @@ class Calls:
         self._pending[key] = pending
         return pending
 
+    async def _open_leg(
+        self, key: ServerTransactionKey, request: Request, peer: Peer
+    ) -> RtpLeg | None:
+        """A leg for the INVITE, or None when it was answered instead: 503 without a free
+        port, 487 when a CANCEL came while we waited for one."""
+        try:
+            leg = await self.pool.open_leg()
+        except OSError:  # PortsExhausted is one
+            log.warning("no free RTP port for a call from %s:%d", peer.host, peer.port)
+            self._respond(key, request, 503, "No media ports")
+            return None
+        if self.cancelled_early(key, request):
+            await leg.close()
+            return None
+        return leg
+
     async def _late_offer(
         self, key: ServerTransactionKey, request: Request, peer: Peer
     ) -> PendingCall | None:
         """An INVITE without SDP (RFC 3261 §13.2.1): our offer goes in the 200 and the
         caller's answer comes in the ACK; the leg connects then."""
-        try:
-            leg = await self.pool.open_leg()
-        except OSError:
-            log.warning("no free RTP port for a call from %s:%d", peer.host, peer.port)
-            self._respond(key, request, 503, "No media ports")
+        leg = await self._open_leg(key, request, peer)
+        if leg is None:
             return None
         offer = build_offer(address=self.local_host, port=leg.port, session_id=secrets.randbits(62))
         pending = PendingCall(
@@ -322,13 +329,9 @@ class Calls:
         request: Request,
         peer: Peer,
         *,
-        extension: str | None = None,
+        extension: str,
     ) -> None:
-        """Answer an INVITE for a built-in extension (by default the one its Request-URI
-        names)."""
-        if extension is None:
-            uri = request.uri
-            extension = (uri.user_unescaped or "") if isinstance(uri, SipUri) else ""
+        """Answer an INVITE for the built-in extension the router chose."""
         make_player = self.extensions.get(extension)
         if make_player is None:
             self._respond(key, request, 404)
@@ -439,11 +442,7 @@ class Calls:
         ok, _events = dialogs.respond(
             request, 200, body=bytes(negotiated.local_sdp), content_type="application/sdp"
         )
-        if call.retransmit is not None:
-            call.retransmit.cancel()
-        call.key, call.ok, call.acked = key, ok, False
-        call.answered_at, call.interval = self.signalling.now(), self.timers.t1
-        self._arm(call)
+        self._answered_again(call, key, ok)
         log.info(
             "call %s re-negotiated: we %s, peer %s",
             request.call_id,
@@ -468,12 +467,17 @@ class Calls:
         ok, _events = self.signalling.dialogs.respond(
             request, 200, body=bytes(offer), content_type="application/sdp"
         )
+        call.late_offer = offer
+        self._answered_again(call, key, ok)
+        return ok
+
+    def _answered_again(self, call: Call, key: ServerTransactionKey, ok: Response) -> None:
+        """Our 2xx to a re-INVITE: retransmitted until its ACK, like the first one."""
         if call.retransmit is not None:
             call.retransmit.cancel()
-        call.key, call.ok, call.acked, call.late_offer = key, ok, False, offer
+        call.key, call.ok, call.acked = key, ok, False
         call.answered_at, call.interval = self.signalling.now(), self.timers.t1
         self._arm(call)
-        return ok
 
     def tick(self, n: int) -> None:
         """Once a second: hang up calls whose peer stopped sending RTP (dead phone, lost
