@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     func,
     true,
 )
@@ -203,6 +205,117 @@ class CustomerNote(Base):
     # Username of the author as written at the time (kept when the user is later deleted);
     # None = written by the system (an import, an IVR flow).
     author: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default=func.now()
+    )
+
+
+DISPOSITIONS: Final = (
+    "in-progress",  # the call is not over (or the service stopped before it was)
+    "answered",  # an agent (or a user called by name) talked to the caller
+    "abandoned",  # the caller hung up while waiting in a queue or while it rang
+    "ivr",  # the call ended in the IVR (a hangup node, or the caller left before a queue)
+    "voicemail",  # the caller left a message (or reached a box)
+    "callback",  # the caller asked to be called back and hung up
+    "transferred",  # the IVR sent the call on to a user or number
+    "failed",  # the call could not be served (no flow, an error)
+)
+
+
+class CallRecord(Base):
+    """One call as the contact center saw it: who called, what happened, when, and why.
+
+    Written when the call arrives (so a crash leaves a row, disposition 'in-progress') and
+    updated as it goes; `timeline` is the ordered list of events ({"at": ISO time, "kind":
+    ..., and the event's data}), routing decisions with their candidates and rule included.
+    """
+
+    __tablename__ = "call_records"
+    __table_args__ = (
+        CheckConstraint(
+            "disposition IN (" + ", ".join(f"'{d}'" for d in DISPOSITIONS) + ")",
+            name="disposition",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The SIP Call-ID of the caller's dialog: how the engine and the ACD name the call.
+    call_id: Mapped[str] = mapped_column(String(255), unique=True)
+    # The caller as E.164 when it could be read ('+441632960001'), else as sent; '' withheld.
+    caller: Mapped[str] = mapped_column(String(64), default="", server_default="", index=True)
+    caller_name: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    dialled: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # The customer the agent confirmed, or the single match; every match is in the timeline.
+    customer_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
+    queue: Mapped[str | None] = mapped_column(String(128), index=True)
+    # Username of the agent who answered (the last one, after a transfer).
+    agent: Mapped[str | None] = mapped_column(String(64), index=True)
+    arrived_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    wait_seconds: Mapped[float | None] = mapped_column(Float)
+    talk_seconds: Mapped[float | None] = mapped_column(Float)
+    # 'caller', 'agent' or 'system' (the IVR, a timeout, the service stopping).
+    ended_by: Mapped[str | None] = mapped_column(String(16))
+    disposition: Mapped[str] = mapped_column(
+        String(16), default="in-progress", server_default="in-progress"
+    )
+    timeline: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+
+CALLBACK_STATES: Final = ("pending", "dialling", "done", "failed")
+
+
+class Callback(Base):
+    """A caller who asked to be called back: their place in the queue, kept across restarts.
+
+    `place` is the ACD's `CallbackRecord.as_dict()` (queue, entered_at, priority, tier, skills):
+    re-queued with the same values after a restart, the callback sorts where the caller was.
+    """
+
+    __tablename__ = "callbacks"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN (" + ", ".join(f"'{s}'" for s in CALLBACK_STATES) + ")",
+            name="state",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(255), unique=True)  # the call that asked
+    queue: Mapped[str] = mapped_column(String(128))
+    number: Mapped[str] = mapped_column(String(32))  # E.164, where to call back
+    place: Mapped[dict[str, object]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(
+        String(16), default="pending", server_default="pending", index=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class VoicemailMessage(Base):
+    """A message a caller left in a box: a recording (mono 8 kHz WAV) attached to the box.
+
+    `path` is relative to the recordings directory; `sha256` and `size_bytes` are of the file
+    as closed, so tampering or a truncated file is detectable.
+    """
+
+    __tablename__ = "voicemail_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    box: Mapped[str] = mapped_column(String(64), index=True)
+    call_id: Mapped[str] = mapped_column(String(255), index=True)
+    caller: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    path: Mapped[str] = mapped_column(String(1024))
+    duration_seconds: Mapped[float] = mapped_column(Float)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    heard: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, server_default=func.now()
     )
