@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
 from ..media import Mode
 from ..sip import SipUri
 from .calls import Call, Calls, PendingCall
-from .media import FrameSource, MediaClock, Room, RtpLeg
+from .media import FrameSource, MediaClock, Room, RtpLeg, Tickable
 from .outbound import CallFailed, OutboundCall, OutboundCalls
 from .transport import Peer
 
@@ -51,10 +52,23 @@ def _set_mode(room: Room, other: RtpLeg, held: bool) -> None:
         room.set_mode(other, Mode.HOLD if held else Mode.FULL)
 
 
+EndedBy = Literal["caller", "callee"]
+
+
 @dataclass(slots=True, eq=False)
-class _Ringing:
-    callee: OutboundCall | None = None
+class _RingAll:
+    placed: dict[int, OutboundCall] = field(default_factory=dict)
     caller_gone: bool = False
+    timed_out: bool = False
+    winner: int = -1
+    ended: bool = False
+    ended_by: EndedBy = "caller"
+    on_winner_end: Callable[[], None] | None = None
+
+    def cancel_all(self, outbound: OutboundCalls, keep: int | None = None) -> None:
+        for index, placed in self.placed.items():
+            if index != keep:
+                outbound.cancel(placed)
 
 
 @dataclass(slots=True, eq=False)
@@ -177,68 +191,63 @@ class Bridges:
     async def connect_answered(
         self,
         call: Call,
-        target: SipUri,
-        destination: Peer,
+        targets: Sequence[tuple[SipUri, Peer]],
         *,
         caller_id: str,
         caller_name: str | None = None,
         ring_timeout: float | None = None,
-    ) -> OutboundCall:
-        """Ring `target` for a call that is already up (an IVR caller, a queued caller) and
-        join the two when it answers; meanwhile the caller hears the room's music. The call's
-        leg must be free (`Calls.release_media`). Raises CallFailed when the target does not
-        answer (the caller's call goes on, back with whoever called this) or the caller hangs
-        up while it rings (487)."""
+        on_failed: Callable[[int, CallFailed], None] | None = None,
+        on_end: Callable[[EndedBy], None] | None = None,
+    ) -> tuple[int, OutboundCall]:
+        """Ring every target at once for a call that is already up (an IVR caller, a queued
+        caller) and join the call with the first to answer; meanwhile the caller hears the
+        room's music. The others stop ringing (CANCEL; one that answers anyway gets a BYE).
+
+        The call's leg must be free (`Calls.release_media`). Returns the index of the target
+        that answered and its call. `on_failed(index, error)` reports each target that
+        refused or rang out while the call was still to be had. Raises CallFailed when no
+        target answers (the caller's call goes on, back with whoever called this) or when the
+        caller hangs up while it rings (487). `on_end` says who ended the joined call.
+        """
         room = Room()
         room.music = self.music()
         room.add(call.leg, mode=Mode.HOLD, is_caller=True)
         self.clock.add(room)
-        state = _Ringing()
+        ring = _RingAll()
         previous_on_end = call.on_end
 
         def caller_left() -> None:
-            state.caller_gone = True
-            if state.callee is not None:
-                self.outbound.cancel(state.callee)
+            ring.caller_gone = True
+            ring.cancel_all(self.outbound)
             if previous_on_end is not None:
                 previous_on_end()
 
-        def give_up() -> None:
-            if state.callee is not None:
-                self.outbound.cancel(state.callee)
+        def callee_left() -> None:
+            if not ring.ended:
+                ring.ended_by = "callee"
+                self.calls.hang_up(call.dialog_id)
 
-        def started(placed: OutboundCall) -> None:
-            state.callee = placed
-            if state.caller_gone:
-                self.outbound.cancel(placed)
-
+        ring.on_winner_end = callee_left
         call.on_end = caller_left
-        timer = asyncio.get_running_loop().call_later(
-            ring_timeout if ring_timeout is not None else self.ring_timeout, give_up
-        )
         try:
-            callee = await self.outbound.dial(
-                target,
-                destination=destination,
-                caller=caller_id,
+            callee = await self._ring_first(
+                ring,
+                targets,
+                caller_id=caller_id,
                 caller_name=caller_name,
-                on_end=lambda: self.calls.hang_up(call.dialog_id),
+                ring_timeout=ring_timeout,
+                on_failed=on_failed,
                 on_hold=lambda held: _set_mode(room, call.leg, held),
-                started=started,
             )
         except BaseException:
             self.clock.remove(room)
             room.remove(call.leg)
-            call.on_end = previous_on_end
+            if not ring.caller_gone:
+                call.on_end = previous_on_end
             raise
-        finally:
-            timer.cancel()
-        if state.caller_gone:
-            self.outbound.cancel(callee)
-            self.clock.remove(room)
-            raise CallFailed(487, "Request Terminated")
 
         def ended() -> None:
+            ring.ended = True
             self.clock.remove(room)
             for leg in room.legs:
                 room.remove(leg)
@@ -246,13 +255,139 @@ class Bridges:
                 self.calls.hang_up(callee.call.dialog_id)
             if previous_on_end is not None:
                 previous_on_end()
+            if on_end is not None:
+                on_end(ring.ended_by)
 
         call.on_end = ended
         call.on_hold = lambda held: _set_mode(room, callee.leg, held)
         room.add(callee.leg)
         room.set_mode(call.leg, Mode.FULL)
-        log.info("call %s connected to %s", call.dialog_id.call_id, target)
-        return callee
+        log.info("call %s connected to %s", call.dialog_id.call_id, targets[ring.winner][0])
+        return ring.winner, callee
+
+    async def originate(
+        self,
+        targets: Sequence[tuple[SipUri, Peer]],
+        *,
+        caller_id: str,
+        caller_name: str | None = None,
+        ring_timeout: float | None = None,
+        on_failed: Callable[[int, CallFailed], None] | None = None,
+        media: Callable[[RtpLeg], Tickable] | None = None,
+        on_end: Callable[[], None] | None = None,
+    ) -> tuple[int, OutboundCall]:
+        """Place a call of our own (a callback: the agent first): ring every target at once,
+        keep the first to answer (its leg playing `media`), stop the others. Raises
+        CallFailed when nobody answers; `on_end` is called when the kept call ends."""
+        ring = _RingAll()
+        ring.on_winner_end = on_end
+        callee = await self._ring_first(
+            ring,
+            targets,
+            caller_id=caller_id,
+            caller_name=caller_name,
+            ring_timeout=ring_timeout,
+            on_failed=on_failed,
+            media=media,
+        )
+        return ring.winner, callee
+
+    async def _ring_first(
+        self,
+        ring: _RingAll,
+        targets: Sequence[tuple[SipUri, Peer]],
+        *,
+        caller_id: str,
+        caller_name: str | None,
+        ring_timeout: float | None,
+        on_failed: Callable[[int, CallFailed], None] | None,
+        on_hold: Callable[[bool], None] | None = None,
+        media: Callable[[RtpLeg], Tickable] | None = None,
+    ) -> OutboundCall:
+        """Ring-all: the first target to answer wins (`ring.winner`); see connect_answered."""
+        if not targets:
+            raise ValueError("no target to ring")
+
+        def give_up() -> None:
+            ring.timed_out = True
+            ring.cancel_all(self.outbound)
+
+        def callee_ended(index: int) -> None:
+            if index == ring.winner and ring.on_winner_end is not None:
+                ring.on_winner_end()
+
+        async def dial(index: int, target: SipUri, destination: Peer) -> OutboundCall:
+            def started(placed: OutboundCall) -> None:
+                ring.placed[index] = placed
+                if ring.caller_gone or ring.timed_out or ring.winner >= 0:
+                    self.outbound.cancel(placed)
+
+            try:
+                return await self.outbound.dial(
+                    target,
+                    destination=destination,
+                    caller=caller_id,
+                    caller_name=caller_name,
+                    on_end=lambda: callee_ended(index),
+                    on_hold=on_hold,
+                    media=media,
+                    started=started,
+                )
+            except OSError as exc:
+                log.warning("no free RTP port to call %s", target)
+                raise CallFailed(503, "No media ports") from exc
+
+        timer = asyncio.get_running_loop().call_later(
+            ring_timeout if ring_timeout is not None else self.ring_timeout, give_up
+        )
+        tasks = {
+            asyncio.ensure_future(dial(index, uri, peer)): index
+            for index, (uri, peer) in enumerate(targets)
+        }
+        waiting = set(tasks)
+        failure: CallFailed | None = None
+        winner: OutboundCall | None = None
+        try:
+            while waiting and winner is None:
+                done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(done, key=tasks.__getitem__):
+                    index = tasks[task]
+                    error = task.exception()
+                    if error is None:
+                        answered = task.result()
+                        if winner is None and not ring.caller_gone:
+                            winner, ring.winner = answered, index
+                            ring.cancel_all(self.outbound, keep=index)
+                        else:  # a second answer (or one after the caller left): not wanted
+                            self.outbound.hang_up_now(answered)
+                    elif isinstance(error, CallFailed):
+                        failure = error if failure is None else failure
+                        if winner is None and not ring.caller_gone and on_failed is not None:
+                            on_failed(index, error)
+                    else:
+                        raise error
+        except BaseException:
+            for task in waiting:
+                task.cancel()
+            raise
+        finally:
+            timer.cancel()
+        for task in waiting:  # the ones told to stop ringing: a late answer gets a BYE
+            task.add_done_callback(self._unwanted)
+        if ring.caller_gone:
+            if winner is not None:
+                self.outbound.hang_up_now(winner)
+            raise CallFailed(487, "Request Terminated")
+        if winner is None:
+            assert failure is not None
+            raise failure
+        return winner
+
+    def _unwanted(self, task: asyncio.Future[OutboundCall]) -> None:
+        if task.cancelled():
+            return
+        if task.exception() is None:
+            self.outbound.hang_up_now(task.result())
 
     def _held(
         self, bridge: Bridge, *, caller_holds: bool | None = None, callee_holds: bool | None = None

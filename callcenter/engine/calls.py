@@ -388,6 +388,14 @@ class Calls:
         if callable(detach):
             detach()
 
+    def attach_media(self, call: Call, media: Tickable) -> None:
+        """Give a call whose media was released a new player (hold music while it waits)."""
+        if call.dialog_id not in self._calls:
+            return  # ended meanwhile
+        self.release_media(call)
+        call.media = media
+        self.clock.add(media)
+
     def _keep(self, call: Call) -> None:
         self._calls[call.dialog_id] = call
         if call.media is not None:

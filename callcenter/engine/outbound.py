@@ -326,13 +326,17 @@ class OutboundCalls:
         if dialog is not None and dialog.state is not DialogState.TERMINATED:
             self.signalling.send_request(dialog.create_request("BYE"), peer)
 
-    async def hang_up(self, call: OutboundCall) -> None:
+    def hang_up_now(self, call: OutboundCall) -> None:
         """BYE if the call is up, CANCEL if it is still ringing; media released."""
         if call.call is not None:
             self.calls.hang_up(call.call.dialog_id)
         else:
             self.cancel(call)
         call.ended.set()
+
+    async def hang_up(self, call: OutboundCall) -> None:
+        """BYE if the call is up, CANCEL if it is still ringing; media released."""
+        self.hang_up_now(call)
 
 
 def _quoted(text: str) -> str:

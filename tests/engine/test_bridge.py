@@ -687,8 +687,7 @@ async def test_an_answered_call_is_connected_to_a_phone_hearing_music_while_it_r
         connecting = asyncio.create_task(
             pbx.endpoint.bridges.connect_answered(
                 call,
-                binding.contact_uri,
-                Peer("UDP", "127.0.0.1", phone.sip.port),
+                [(binding.contact_uri, Peer("UDP", "127.0.0.1", phone.sip.port))],
                 caller_id="uac",
             )
         )
