@@ -5,9 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= var
 DEBIAN_TEST_PACKAGES := sip-tester baresip chromium ffmpeg espeak-ng sox
+# What `make run` needs: espeak-ng speaks the IVR's text: prompts.
+DEBIAN_RUN_PACKAGES := espeak-ng
 FUZZ_RUNS ?= 1000000
 
-.PHONY: run test check lint types contracts pytest fuzz bench migrate install install-test debian-test-packages clean
+.PHONY: run test check lint types contracts pytest fuzz bench migrate install install-test debian-test-packages debian-run-packages clean
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
@@ -32,12 +34,25 @@ migrate: install
 # never an outside line); set CALLCENTER_TRUNKS yourself for anything else.
 DEMO_TRUNKS ?= [{"name": "this-machine", "peers": ["127.0.0.1/32", "::1/128"]}]
 
-run: migrate
-	CALLCENTER_DATA_DIR=$(DATA_DIR) CALLCENTER_TRUNKS='$(or $(CALLCENTER_TRUNKS),$(DEMO_TRUNKS))' $(BIN)/callcenter serve
+# The demo: agents, a supervisor and customers (`callcenter demo seed`, idempotent; their SIP
+# passwords are in README.md, so `make run DEMO=0` leaves them out), the queues of
+# ivr/queues.yaml, and the IVR's text: prompts rendered by espeak-ng now rather than when the
+# first caller needs them (without espeak-ng serve still starts, but IVR calls fail).
+DEMO ?= 1
 
-# Debian packages the tests use as real peers; installed only when missing, only as root.
-debian-test-packages:
-	@missing=""; for p in $(DEBIAN_TEST_PACKAGES); do \
+run: debian-run-packages migrate
+	$(if $(filter 1,$(DEMO)),CALLCENTER_DATA_DIR=$(DATA_DIR) $(BIN)/callcenter demo seed)
+	CALLCENTER_DATA_DIR=$(DATA_DIR) $(BIN)/callcenter ivr render \
+	  || echo "warning: IVR prompts not rendered (see above); serve will try again"
+	CALLCENTER_DATA_DIR=$(DATA_DIR) CALLCENTER_TRUNKS='$(or $(CALLCENTER_TRUNKS),$(DEMO_TRUNKS))' \
+	  CALLCENTER_ACD_LOGIN_ON_REGISTER=$(or $(CALLCENTER_ACD_LOGIN_ON_REGISTER),$(DEMO)) $(BIN)/callcenter serve
+
+# Debian packages the tests use as real peers (and that `make run` uses); installed only when
+# missing, only as root.
+debian-test-packages: DEBIAN_PACKAGES = $(DEBIAN_TEST_PACKAGES)
+debian-run-packages: DEBIAN_PACKAGES = $(DEBIAN_RUN_PACKAGES)
+debian-test-packages debian-run-packages:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -36,17 +36,25 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter import __version__
 from callcenter.db.session import create_engine, create_sessionmaker
-from callcenter.engine.media import MediaClock, RtpLeg, RtpPortPool
+from callcenter.engine.media import MediaClock, PromptError, RtpLeg, RtpPortPool
 from callcenter.engine.outbound import CallFailed
 from callcenter.engine.registration import Registrations
 from callcenter.engine.sip_endpoint import EndpointConfig, SipEndpoint
 from callcenter.engine.trunks import Trunk, Trunks
 from callcenter.media import Frame, encode_wav, load_prompt
+from callcenter.services.acd.callbacks import CallbackStore
+from callcenter.services.acd.config import AcdConfig, AcdConfigError, load_acd_config
+from callcenter.services.acd.queue import QueueTarget, VoicemailTarget
+from callcenter.services.acd.runtime import AcdService
+from callcenter.services.callrecords import CallLog
+from callcenter.services.customers import CustomerError, CustomerService
+from callcenter.services.demo import DEMO_CUSTOMERS, DEMO_USERS, DemoSeeded, seed_demo
 from callcenter.services.ivr import FlowError, FlowRegistry, load_flow, simulate
-from callcenter.services.ivr.flow import BusinessHours
-from callcenter.services.ivr.prompts import PromptLibrary
+from callcenter.services.ivr.flow import TEXT_PREFIX, BusinessHours
+from callcenter.services.ivr.prompts import PromptLibrary, TtsUnavailable, flow_prompts
 from callcenter.services.ivr.session import IvrApplication
 from callcenter.services.subscribers import SqlSubscriberDirectory, SubscriberError, add_user
+from callcenter.services.voicemail import VoicemailApplication, VoicemailService
 from callcenter.settings import Settings
 from callcenter.sip import SipUri, parse_uri
 from callcenter.sip.digest import DigestAccount, DigestClient
@@ -117,22 +125,52 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
     )
     endpoint = SipEndpoint(config, registrations=registrations, media=media, trunks=trunks)
     services: list[Service] = [endpoint]
-    if endpoint.router is not None and endpoint.calls is not None:
-        # The IVR takes calls for `ivr` (the default flow) and `flow:NAME` (a trunk number
-        # mapped to it); the engine knows it only as a routing.CallApplication.
-        ivr_app = IvrApplication(
-            endpoint.calls,
-            FlowRegistry(settings.ivr_dir / "flows"),
-            PromptLibrary(
-                settings.ivr_dir / "prompts",
-                settings.data_dir / "prompt-cache",
-                voice=settings.tts_voice,
-            ),
-            hold_music=settings.hold_music,
-        )
-        endpoint.router.applications["ivr"] = ivr_app
-        endpoint.router.applications["flow"] = ivr_app
-        services.append(ivr_app)
+    if endpoint.router is None or endpoint.calls is None:
+        return services
+    sessions = create_sessionmaker(engine)
+    library = PromptLibrary(
+        settings.ivr_dir / "prompts",
+        settings.data_dir / "prompt-cache",
+        voice=settings.tts_voice,
+    )
+    call_log = CallLog(sessions)
+    voicemail = VoicemailService(endpoint.calls, sessions, settings.recordings_dir, library)
+    acd_file = settings.ivr_dir / "queues.yaml"
+    try:
+        acd_config = load_acd_config(acd_file)
+    except AcdConfigError as exc:
+        raise StartupError(f"{exc}\nfix {acd_file} (check it with `callcenter acd check`)") from exc
+    acd = AcdService(
+        acd_config,
+        calls=endpoint.calls,
+        bridges=endpoint.bridges,
+        registrations=registrations,
+        trunks=trunks,
+        library=library,
+        customers=CustomerService(sessions, default_region=settings.default_region),
+        call_log=call_log,
+        callbacks=CallbackStore(sessions),
+        voicemail=voicemail,
+        hold_music=settings.hold_music,
+        login_on_register=settings.acd_login_on_register,
+    )
+    # The IVR takes calls for `ivr` (the default flow) and `flow:NAME` (a trunk number
+    # mapped to it); its queue, voicemail and transfer nodes hand the call to the ACD. The
+    # engine knows them only as routing.CallApplications.
+    ivr_app = IvrApplication(
+        endpoint.calls,
+        FlowRegistry(settings.ivr_dir / "flows"),
+        library,
+        hold_music=settings.hold_music,
+        on_queued=acd.on_queued,
+        on_voicemail=acd.on_voicemail,
+        on_transfer=acd.on_transfer,
+        call_log=call_log,
+    )
+    endpoint.router.applications["ivr"] = ivr_app
+    endpoint.router.applications["flow"] = ivr_app
+    endpoint.router.applications["voicemail"] = VoicemailApplication(voicemail)
+    services.extend([call_log, voicemail, ivr_app, acd])
     return services
 
 
@@ -498,6 +536,161 @@ def ivr(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def ivr_render(settings: Settings, args: argparse.Namespace) -> int:
+    """`ivr render`: speak every `text:` prompt of every flow into the prompt cache now, so
+    that `serve` (and the first caller) finds them ready; what is cached already is kept."""
+    configure_logging(settings)
+    ivr_dir: Path = args.ivr_dir if args.ivr_dir is not None else settings.ivr_dir
+    registry = FlowRegistry(ivr_dir / "flows")
+    reloaded = registry.reload()
+    for problem in reloaded.problems:
+        print(problem, file=sys.stderr)
+    texts = list(
+        dict.fromkeys(
+            prompt[len(TEXT_PREFIX) :]
+            for name in registry.names()
+            for prompt in flow_prompts(registry.get(name))
+            if prompt.startswith(TEXT_PREFIX)
+        )
+    )
+    cache_dir = settings.data_dir / "prompt-cache"
+    library = PromptLibrary(ivr_dir / "prompts", cache_dir, voice=settings.tts_voice)
+
+    async def render_all() -> list[Path | BaseException]:
+        # One espeak-ng per core at a time; a flow may have many prompts.
+        slots = asyncio.Semaphore(os.cpu_count() or 1)
+
+        async def render(text: str) -> Path:
+            async with slots:
+                return await library.render(text)
+
+        return await asyncio.gather(*(render(t) for t in texts), return_exceptions=True)
+
+    results = run_async(render_all)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if any(isinstance(f, TtsUnavailable) for f in failures):
+        raise StartupError(
+            f"espeak-ng is not installed, so {len(failures)} text prompt(s) cannot be "
+            "rendered: install it (apt-get install espeak-ng, as root), then run this again"
+        )
+    for failure in failures:
+        if not isinstance(failure, PromptError):
+            raise failure
+        print(failure, file=sys.stderr)
+    cached = len(texts) - library.renders
+    print(
+        f"text prompts of {len(registry.names())} flow(s) in {ivr_dir / 'flows'}: "
+        f"rendered {library.renders - len(failures)}, cached {cached} (in {cache_dir})"
+    )
+    if failures:
+        raise StartupError(f"{len(failures)} prompt(s) could not be rendered")
+    if not reloaded.ok:
+        raise StartupError(f"{len(reloaded.failed)} flow(s) have errors: `callcenter ivr check`")
+    return 0
+
+
+# --- callcenter demo seed ------------------------------------------------------------------
+
+
+def demo(settings: Settings, args: argparse.Namespace) -> int:
+    """`demo seed`: the demo's agents, supervisor (with SIP passwords) and customers; what
+    exists already is left alone, so it can run on every `make run`."""
+    configure_logging(settings)
+
+    async def seed() -> DemoSeeded:
+        engine = create_engine(settings.database_url)
+        try:
+            await _check_database(settings, engine)
+            return await seed_demo(
+                create_sessionmaker(engine),
+                realm=settings.sip_realm,
+                default_region=settings.default_region,
+            )
+        finally:
+            await engine.dispose()
+
+    try:
+        seeded = run_async(seed)
+    except (SubscriberError, CustomerError) as exc:
+        raise StartupError(str(exc)) from exc
+    users = {user.username: user for user in DEMO_USERS}
+    for name in seeded.users_created:
+        user = users[name]
+        print(
+            f"user {name} ({user.role}) created: SIP password {user.sip_password}, "
+            f"realm {settings.sip_realm}"
+        )
+    customers = {customer.name: customer for customer in DEMO_CUSTOMERS}
+    for name in seeded.customers_created:
+        customer = customers[name]
+        print(f"customer {name} ({customer.tier}, {', '.join(customer.phones)}) created")
+    there = len(seeded.users_existing), len(seeded.customers_existing)
+    if not seeded.changed:
+        print(f"demo already seeded ({there[0]} users, {there[1]} customers): nothing changed")
+    else:
+        print(
+            f"demo seeded: {len(seeded.users_created)} user(s) and "
+            f"{len(seeded.customers_created)} customer(s) created, "
+            f"{there[0]} user(s) and {there[1]} customer(s) already there"
+        )
+    return 0
+
+
+# --- callcenter acd check ------------------------------------------------------------------
+
+
+def _seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:g} s"
+
+
+def _describe(config: AcdConfig) -> list[str]:
+    lines = []
+    for queue in config.queues.values():
+        skills = [f"{k}>={v}" for k, v in queue.required_skills.items() if ":" not in k]
+        agents = [a.username for a in config.agents.values() if queue.name in a.queues]
+        parts = [
+            queue.strategy.value,
+            *([f"skills {' '.join(skills)}"] if skills else []),
+            f"ring {_seconds(queue.ring_timeout_seconds)}",
+            f"wrap-up {_seconds(queue.wrap_up_seconds)}",
+            f"announce every {_seconds(queue.announcement_interval_seconds)}",
+        ]
+        overflow = queue.overflow
+        if isinstance(overflow, QueueTarget):
+            parts.append(f"after {_seconds(queue.max_wait_seconds)} to queue {overflow.queue}")
+        elif isinstance(overflow, VoicemailTarget):
+            parts.append(f"after {_seconds(queue.max_wait_seconds)} to voicemail {overflow.box}")
+        if queue.name in config.callback_queues:
+            parts.append("callback")
+        lines.append(
+            f"queue {queue.name}: {', '.join(parts)}; agents {', '.join(agents) or 'none'}"
+        )
+    for agent in config.agents.values():
+        skills = [f"{k} {v}" for k, v in agent.skills.items() if ":" not in k]
+        lines.append(
+            f"agent {agent.username}: queues {', '.join(agent.queues) or 'none'}; "
+            f"skills {', '.join(skills) or 'none'}; wrap-up {_seconds(agent.wrap_up_seconds)}"
+        )
+    return lines
+
+
+def acd(settings: Settings, args: argparse.Namespace) -> int:
+    """`acd check [FILE]`: validate the queues file; print its queues and agents."""
+    path: Path = args.file if args.file is not None else settings.ivr_dir / "queues.yaml"
+    if not path.is_file():
+        raise StartupError(f"no file {path} (without it there are no queues)")
+    try:
+        config = load_acd_config(path)
+    except AcdConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        raise StartupError(f"{path} has {len(exc.problems)} error(s)") from exc
+    print(f"{path}: {len(config.queues)} queue(s), {len(config.agents)} agent(s) OK")
+    for line in _describe(config):
+        print(f"  {line}")
+    return 0
+
+
 # --- entry point ---------------------------------------------------------------------------
 
 
@@ -551,6 +744,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--at", help='the time of the call, e.g. "2026-11-24 10:00" (the flow\'s timezone)'
     )
     ivr_parser.set_defaults(run=ivr)
+    render_parser = ivr_commands.add_parser(
+        "render", help="speak every text: prompt of every flow into the prompt cache now"
+    )
+    render_parser.add_argument(
+        "--ivr-dir", type=Path, help="flows/ and prompts/ live here (CALLCENTER_IVR_DIR)"
+    )
+    render_parser.set_defaults(run=ivr_render)
+    demo_parser = commands.add_parser("demo", help="the demo that `make run` starts with")
+    demo_commands = demo_parser.add_subparsers(dest="demo_command", required=True, metavar="ACTION")
+    demo_commands.add_parser(
+        "seed", help="create the demo agents, supervisor and customers (idempotent)"
+    ).set_defaults(run=demo)
+    acd_parser = commands.add_parser("acd", help="queues and agents")
+    acd_commands = acd_parser.add_subparsers(dest="acd_command", required=True, metavar="ACTION")
+    check_parser = acd_commands.add_parser(
+        "check", help="validate the queues file; exit 1 with the errors"
+    )
+    check_parser.add_argument(
+        "file", nargs="?", type=Path, help="default: <CALLCENTER_IVR_DIR>/queues.yaml"
+    )
+    check_parser.set_defaults(run=acd)
     serve_parser = commands.add_parser(
         "serve", help="run the service until SIGINT or SIGTERM (the database must be migrated)"
     )

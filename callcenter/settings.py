@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     ivr_dir: Path = Path("ivr")
     tts_voice: str = Field(default="en", pattern=r"^[A-Za-z0-9+_-]{1,40}$")
 
+    # ACD: an agent whose SIP phone registers is logged in (and goes available). For agents who
+    # have only a desk phone until the web softphone exists; the demo turns it on.
+    acd_login_on_register: bool = False
+
     # HTTP: the web app and API (served by `callcenter serve` once the web layer exists).
     http_port: int = Field(default=8000, ge=0, le=65535)
 

@@ -6,8 +6,9 @@ prompts played (a `PromptPlayer`, chained with no gap), the digits read from `le
 the digit timeouts (loop timers, started when the prompts end, cancelled when the call ends),
 the call variables and the timeline. The final action: a queue plays hold music and hands the
 session to the `on_queued` hook (the ACD, which detaches the music with `release_media()`);
-voicemail and transfer are not built yet, so they are logged and the call hung up; hangup
-sends BYE. Must not know SIP, sockets or RTP: the engine's `Calls` answers and hangs up.
+voicemail and transfer go to their hooks (the ACD runtime places them); hangup sends BYE.
+With a `CallLog`, the arrival, every node, the digits and an end in the IVR go on the call
+record. Must not know SIP, sockets or RTP: the engine's `Calls` answers and hangs up.
 
 `IvrApplication` is what the router hands a call for `ivr` / `flow:NAME` (the engine only
 knows it as a `routing.CallApplication`): it picks the flow, loads its prompts (rendered
@@ -27,6 +28,7 @@ import numpy as np
 
 from callcenter.engine.calls import Call, Calls, PendingCall
 from callcenter.engine.media import MusicPlayer, Prompt, PromptPlayer, load_music
+from callcenter.services.callrecords import CallLog
 from callcenter.services.ivr.flow import Flow
 from callcenter.services.ivr.interpreter import (
     DigitsEntered,
@@ -51,11 +53,14 @@ from callcenter.services.ivr.interpreter import (
 )
 from callcenter.services.ivr.prompts import PromptLibrary
 from callcenter.services.ivr.registry import FlowRegistry
+from callcenter.sip import SipUri
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
 QueueHook = Callable[["IvrSession", EnqueueCall], None]
+VoicemailHook = Callable[["IvrSession", StartVoicemail], None]
+TransferHook = Callable[["IvrSession", TransferCall], None]
 
 # What a prompt cut short is replaced by: an empty prompt ends at once and plays silence.
 _SILENT = Prompt(np.zeros(0, dtype=np.int16), name="<silence>")
@@ -78,7 +83,10 @@ class IvrSession:
         music: Prompt,
         clock: Clock = utc_now,
         on_queued: QueueHook | None = None,
+        on_voicemail: VoicemailHook | None = None,
+        on_transfer: TransferHook | None = None,
         on_finished: Callable[[IvrSession], None] | None = None,
+        call_log: CallLog | None = None,
     ) -> None:
         self.flow = flow
         self.prompts = prompts
@@ -88,7 +96,10 @@ class IvrSession:
         self.music = music
         self.clock = clock
         self.on_queued = on_queued
+        self.on_voicemail = on_voicemail
+        self.on_transfer = on_transfer
         self.on_finished = on_finished
+        self.call_log = call_log
         self.call_id = pending.request.call_id
         self.call: Call | None = None
         self.variables: dict[str, str] = {}
@@ -116,6 +127,18 @@ class IvrSession:
         self.call = call
         self.leg.on_digit = self._digit
         log.info("call %s: IVR flow %s", self.call_id, self.flow.name)
+        if self.call_log is not None:
+            request = self.pending.request
+            uri = request.from_addr.uri
+            caller = uri.user_unescaped if isinstance(uri, SipUri) else None
+            to = request.to_addr.uri
+            self.call_log.arrived(
+                self.call_id,
+                caller=(caller or "")[:64],
+                caller_name=(request.from_addr.display_text or "")[:128],
+                dialled=((to.user_unescaped if isinstance(to, SipUri) else None) or "")[:64],
+            )
+            self.call_log.event(self.call_id, "ivr-started", flow=self.flow.name)
         self._run(lambda: start(self.flow, self.clock()))
         return True
 
@@ -150,6 +173,8 @@ class IvrSession:
     def _feed(self, event: Event) -> None:
         state = self._state
         assert state is not None
+        if isinstance(event, DigitsEntered) and self.call_log is not None:
+            self.call_log.event(self.call_id, "digits", digits=event.digits, node=state.node)
         self._run(lambda: step(self.flow, state, event, self.clock()))
 
     def _apply(self, result: Step) -> None:
@@ -163,6 +188,14 @@ class IvrSession:
             if isinstance(action, NodeEntered):
                 self.timeline.append(action)
                 log.info("call %s: IVR %s", self.call_id, describe(action))
+                if self.call_log is not None:
+                    self.call_log.event(
+                        self.call_id,
+                        "ivr-node",
+                        node=action.node,
+                        type=action.kind,
+                        note=action.note,
+                    )
             elif isinstance(action, SetVariable):
                 self.variables[action.name] = action.value
             elif isinstance(action, PlayPrompt):
@@ -245,16 +278,24 @@ class IvrSession:
             if self.on_queued is not None:
                 self.on_queued(self, final)
             return
-        if isinstance(final, TransferCall):
-            log.warning(
-                "call %s: transfer to %s is not built yet: hanging up", self.call_id, final.target
+        if isinstance(final, TransferCall) and self.on_transfer is not None:
+            log.info("call %s: transfer to %s", self.call_id, final.target)
+            self.release_media()
+            self.on_transfer(self, final)
+            return
+        if isinstance(final, StartVoicemail) and self.on_voicemail is not None:
+            log.info("call %s: voicemail box %s", self.call_id, final.box)
+            self.release_media()
+            self.on_voicemail(self, final)
+            return
+        if not isinstance(final, HangUpCall):
+            log.error("call %s: no service for %s: hanging up", self.call_id, describe(final))
+        if self.call_log is not None:
+            self.call_log.ended(
+                self.call_id,
+                by="system",
+                disposition="ivr" if isinstance(final, HangUpCall) else "failed",
             )
-        elif isinstance(final, StartVoicemail):
-            log.warning(
-                "call %s: voicemail box %s is not built yet: hanging up", self.call_id, final.box
-            )
-        else:
-            assert isinstance(final, HangUpCall)
         self._hang_up()
 
     def _hang_up(self) -> None:
@@ -270,6 +311,9 @@ class IvrSession:
     def _call_ended(self) -> None:
         if not self.ended and self.final is None:
             log.info("call %s: the caller left the IVR at %s", self.call_id, self._node)
+            if self.call_log is not None:
+                self.call_log.event(self.call_id, "left-ivr", node=self._node)
+                self.call_log.ended(self.call_id, by="caller", disposition="ivr")
         self._close()
 
     def _close(self) -> None:
@@ -309,8 +353,14 @@ class IvrApplication:
         music: Prompt | None = None,
         hold_music: Path | None = None,
         on_queued: QueueHook | None = None,
+        on_voicemail: VoicemailHook | None = None,
+        on_transfer: TransferHook | None = None,
+        call_log: CallLog | None = None,
     ) -> None:
         self.calls = calls
+        self.on_voicemail = on_voicemail
+        self.on_transfer = on_transfer
+        self.call_log = call_log
         self.hold_music = hold_music
         self.flows = flows
         self.library = library
@@ -369,7 +419,10 @@ class IvrApplication:
             music=self.music,
             clock=self.clock,
             on_queued=self.on_queued,
+            on_voicemail=self.on_voicemail,
+            on_transfer=self.on_transfer,
             on_finished=self.sessions.discard,
+            call_log=self.call_log,
         )
         self.sessions.add(session)
         session.begin()

@@ -1,0 +1,158 @@
+"""The demo that `make run` starts with: agents and a supervisor with SIP passwords, customers.
+
+Owns the demo's people and how to seed them idempotently: a user that exists is left alone (its
+password is not reset), a customer whose first number already belongs to a customer of the same
+name is left alone, so a second run changes nothing and says so. The agents match the demo
+queues in `ivr/queues.yaml`; the numbers are in Ofcom's ranges for drama (01632 960xxx,
+07700 900xxx), which never reach a real person, written with +44 so that any default region
+reads them. Must not know: the CLI, settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ..db.models import User
+from .customers import CustomerService, normalize_number
+from .subscribers import add_user
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemoUser:
+    username: str
+    role: str
+    sip_password: str
+    display_name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemoCustomer:
+    name: str
+    company: str
+    tier: str
+    email: str
+    phones: tuple[str, ...]
+    note: str
+
+
+# Documented in README.md; anyone who reads it can register as these users: a demo only.
+DEMO_USERS: Final = (
+    DemoUser(username="amy", role="agent", sip_password="demo-amy-1", display_name="Amy Agent"),
+    DemoUser(username="ben", role="agent", sip_password="demo-ben-1", display_name="Ben Agent"),
+    DemoUser(username="cara", role="agent", sip_password="demo-cara-1", display_name="Cara Agent"),
+    DemoUser(
+        username="sam",
+        role="supervisor",
+        sip_password="demo-sam-1",
+        display_name="Sam Supervisor",
+    ),
+)
+
+DEMO_CUSTOMERS: Final = (
+    DemoCustomer(
+        name="Alice Archer",
+        company="",
+        tier="regular",
+        email="alice@example.com",
+        phones=("+44 1632 960001",),
+        note="Asked about opening hours last week.",
+    ),
+    DemoCustomer(
+        name="Bob Brown",
+        company="Brown Builders",
+        tier="silver",
+        email="bob@example.com",
+        phones=("+44 1632 960002", "+44 7700 900002"),
+        note="Prefers a call back on the mobile.",
+    ),
+    DemoCustomer(
+        name="Carol Chen",
+        company="Chen Consulting",
+        tier="gold",
+        email="carol@example.org",
+        phones=("+44 7700 900003",),
+        note="Renewal due next month.",
+    ),
+    DemoCustomer(
+        name="Dev Desai",
+        company="Example Bank",
+        tier="vip",
+        email="dev.desai@example.net",
+        phones=("+44 1632 960004",),
+        note="Key account: offer the account manager first.",
+    ),
+    DemoCustomer(
+        name="Eve Evans",
+        company="",
+        tier="regular",
+        email="eve@example.com",
+        phones=("+44 7700 900005",),
+        note="Reported a billing error; case open.",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemoSeeded:
+    """What `seed_demo` did: names created now, and names that were there already."""
+
+    users_created: tuple[str, ...]
+    users_existing: tuple[str, ...]
+    customers_created: tuple[str, ...]
+    customers_existing: tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.users_created or self.customers_created)
+
+
+async def seed_demo(
+    sessions: async_sessionmaker[AsyncSession], *, realm: str, default_region: str
+) -> DemoSeeded:
+    """Create the demo users (SIP passwords under `realm`) and customers that are missing."""
+    users_created: list[str] = []
+    users_existing: list[str] = []
+    async with sessions.begin() as session:
+        for user in DEMO_USERS:
+            found = await session.scalar(select(User.id).where(User.username == user.username))
+            if found is not None:
+                users_existing.append(user.username)
+                continue
+            await add_user(
+                session,
+                username=user.username,
+                role=user.role,
+                realm=realm,
+                sip_password=user.sip_password,
+                display_name=user.display_name,
+            )
+            users_created.append(user.username)
+
+    service = CustomerService(sessions, default_region=default_region)
+    customers_created: list[str] = []
+    customers_existing: list[str] = []
+    for customer in DEMO_CUSTOMERS:
+        e164 = normalize_number(customer.phones[0], default_region)
+        matches = await service.match(e164) if e164 is not None else []
+        if any(m.name == customer.name for m in matches):
+            customers_existing.append(customer.name)
+            continue
+        created = await service.create(
+            name=customer.name,
+            company=customer.company,
+            tier=customer.tier,
+            email=customer.email,
+            phones=customer.phones,
+        )
+        await service.add_note(created.id, customer.note)
+        customers_created.append(customer.name)
+    return DemoSeeded(
+        users_created=tuple(users_created),
+        users_existing=tuple(users_existing),
+        customers_created=tuple(customers_created),
+        customers_existing=tuple(customers_existing),
+    )
