@@ -42,7 +42,7 @@ from callcenter.sip import Request, make_response, parse_message
 from callcenter.sip.sdp import parse_sdp
 
 from .pcap import LoopbackCapture, pcmu_audio, rtp_tone, write_pcap
-from .phone import ScriptedPhone, final
+from .phone import ScriptedPhone, authorization, final
 from .rtp_peer import free_even_base, voiced
 from .test_bridge import PASSWORD, REALM, Caller, make_pbx_endpoint
 from .test_ivr_calls import TUESDAY_10AM
@@ -67,9 +67,22 @@ queues:
     announce_every: null
     max_wait: 1
     overflow: {voicemail: sales}
+  billing:
+    strategy: ring-all
+    ring_timeout: 3
+    wrap_up: 0
+    announce_every: 1
 agents:
-  amy: {queues: [support, sales], skills: {english: 5}}
-  ben: {queues: [support], skills: {english: 3}}
+  amy: {queues: [support, sales, billing], skills: {english: 5}}
+  ben: {queues: [support, billing], skills: {english: 3}}
+"""
+
+TRANSFER = """\
+start: t
+nodes:
+  t:
+    type: transfer
+    to: ben
 """
 
 DIRECT = """\
@@ -85,6 +98,8 @@ REGULAR = "+441632960002"
 UNKNOWN = "+441632960999"
 SUPPORT = "5100"
 SALES = "5200"
+BILLING = "5300"
+TO_BEN = "5400"
 DEMO = "5000"
 
 
@@ -132,6 +147,8 @@ async def open_center(
     shutil.copy("ivr/flows/default.yaml", flows / "default.yaml")
     (flows / "direct_support.yaml").write_text(DIRECT.format(queue="support"))
     (flows / "direct_sales.yaml").write_text(DIRECT.format(queue="sales"))
+    (flows / "direct_billing.yaml").write_text(DIRECT.format(queue="billing"))
+    (flows / "to_ben.yaml").write_text(TRANSFER)
     (tmp_path / "queues.yaml").write_text(QUEUES)
     trunks = Trunks(
         [
@@ -142,6 +159,8 @@ async def open_center(
                     DEMO: "flow:default",
                     SUPPORT: "flow:direct_support",
                     SALES: "flow:direct_sales",
+                    BILLING: "flow:direct_billing",
+                    TO_BEN: "flow:to_ben",
                 },
                 outbound=f"127.0.0.1:{outbound_port}" if outbound_port else None,
             )
@@ -660,3 +679,93 @@ async def test_sipp_walks_the_demo_flow_to_support_and_a_baresip_agent_answers(
         tone = voiced(samples)
         assert len(tone) > rate, "baresip heard less than a second of the caller"
         assert abs(dominant_frequency(tone[-rate:], rate) - 700.0) < 25
+
+
+@pytest.mark.asyncio
+async def test_ring_all_rings_every_agent_and_the_first_answer_takes_the_call(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    """Billing rings everyone at once; while nobody is free the caller hears its position."""
+    async with open_center(database, tmp_path) as center:
+        amy = await agent_phone(center, "amy")
+        ben = await agent_phone(center, "ben")
+        caller, port = await place(center, BILLING, UNKNOWN)
+        await until(lambda: caller.call_id in waiting(center, "billing"), what="queued")
+        await asyncio.sleep(1.5)  # one announcement interval and a bit
+        record = await center.record(caller.call_id)
+        announced = [e for e in record["timeline"] if e["kind"] == "announced"]
+        assert announced and announced[0]["position"] == 1
+        center.acd.agent_input("amy", Login())
+        center.acd.agent_input("ben", Login())
+        to_amy = await amy.next_request("INVITE")
+        to_ben = await ben.next_request("INVITE")
+        amy.reply(to_amy, 180)
+        ben.reply(to_ben, 180)
+        ben.answer(to_ben)
+        cancel = await amy.next_request("CANCEL")
+        amy.reply(cancel, 200)
+        amy.reply(to_amy, 487)
+        await until(lambda: center.acd.agent_status("ben").state == "on-call")
+        await talk(caller, port, ben)
+        # Released, not missed: amy is still available.
+        assert center.acd.agent_status("amy").state == "available"
+        record = await center.record(caller.call_id)
+        offered = next(e for e in record["timeline"] if e["kind"] == "offered")
+        assert sorted(offered["agents"]) == ["amy", "ben"]
+        assert offered["strategy"] == "ring-all"
+        caller.sip.send(caller.request("BYE", 2), center.port)
+        bye = await ben.next_request("BYE")
+        ben.reply(bye, 200)
+        for peer in (amy, ben, caller):
+            peer.close()
+
+
+@pytest.mark.asyncio
+async def test_ivr_transfer_node_rings_the_user_and_joins_the_caller(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    async with open_center(database, tmp_path) as center:
+        ben = await agent_phone(center, "ben")
+        caller, port = await place(center, TO_BEN, UNKNOWN)
+        invite = await ben.next_request("INVITE")
+        assert UNKNOWN in (invite.headers.get("From") or "")
+        ben.answer(invite)
+        await asyncio.sleep(0.2)
+        await talk(caller, port, ben)
+        bye_to_caller = asyncio.create_task(hung_up(caller, 5.0))
+        ben.sip.send(_bye_from_callee(invite, ben, center.port), center.port)
+        await bye_to_caller
+        record = await center.record(caller.call_id)
+        assert record["disposition"] == "transferred" and record["ended_by"] == "agent"
+        assert "transfer-answered" in kinds(record["timeline"])
+        ben.close()
+        caller.close()
+
+
+@pytest.mark.asyncio
+async def test_an_agent_whose_phone_unregisters_goes_offline_and_comes_back(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    """Never stuck: the reconcile loop follows the registrar, not what the agent last said."""
+    async with open_center(database, tmp_path) as center:
+        amy = await agent_phone(center, "amy")
+        center.acd.agent_input("amy", Login())
+        assert center.acd.agent_status("amy").state == "available"
+        unregister = amy._register(3).replace(b"Expires: 600", b"Expires: 0")
+        first = await amy.sip.request(unregister, center.port)
+        assert first is not None and first.status == 401
+        header = authorization(first.response, "amy", PASSWORD, "REGISTER", center.port)
+        done = await amy.sip.request(
+            amy._register(4, header).replace(b"Expires: 600", b"Expires: 0"), center.port
+        )
+        assert done is not None and done.status == 200
+        await until(lambda: center.acd.agent_status("amy").reason == "offline", timeout=3)
+        caller, _ = await place(center, SUPPORT, UNKNOWN)
+        await until(lambda: caller.call_id in waiting(center, "support"), what="queued")
+        await amy.register(PASSWORD)
+        await until(lambda: center.acd.agent_status("amy").state != "away", timeout=3)
+        invite = await amy.next_request("INVITE")  # back online, and the call finds her
+        amy.reply(invite, 486)
+        caller.sip.send(caller.request("BYE", 2), center.port)
+        amy.close()
+        caller.close()
