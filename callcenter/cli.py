@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import gc
 import logging
+import math
 import os
 import secrets
 import signal
@@ -402,8 +403,9 @@ def user_add(settings: Settings, args: argparse.Namespace) -> int:
 class _CallMedia:
     """What the test phone plays and records, one 20 ms frame per tick."""
 
-    def __init__(self, leg: RtpLeg, play: Frame | None, digits: str) -> None:
+    def __init__(self, leg: RtpLeg, play: Frame | None, digits: str, digits_at: int = 25) -> None:
         self.leg = leg
+        self.digits_at = max(1, digits_at)  # in ticks
         self.play = play if play is not None else np.zeros(0, np.int16)
         self.digits = digits
         self.recorded: list[Frame] = []
@@ -417,10 +419,10 @@ class _CallMedia:
         if len(chunk) < 160:
             chunk = np.concatenate([chunk, np.zeros(160 - len(chunk), np.int16)])
         self.leg.write_frame(chunk)
-        if n == 25:  # half a second in, once media flows both ways
+        if n == self.digits_at:  # by default half a second in, once media flows both ways
             for digit in self.digits:
                 self.leg.send_digit(digit)
-        if start >= len(self.play) and n >= 25 + 10 * len(self.digits) + 25:
+        if start >= len(self.play) and n >= self.digits_at + 10 * len(self.digits) + 25:
             self.done.set()
 
 
@@ -468,12 +470,14 @@ async def _call(
         except TimeoutError:
             print(f"call failed: no answer in {args.timeout:g} s", file=sys.stderr)
             return 1
-        media = _CallMedia(placed.leg, play, args.dtmf or "")
+        digits_at = round(args.dtmf_at / 0.02) if math.isfinite(args.dtmf_at) else 25
+        media = _CallMedia(placed.leg, play, args.dtmf or "", digits_at)
         clock.add(media)
-        waits = [
-            asyncio.ensure_future(media.done.wait()),
-            asyncio.ensure_future(placed.ended.wait()),
-        ]
+        # With a file to play, the call ends when it has been played; without one (a caller
+        # who presses keys and listens: an IVR, a queue) it lasts --duration.
+        waits = [asyncio.ensure_future(placed.ended.wait())]
+        if play is not None:
+            waits.append(asyncio.ensure_future(media.done.wait()))
         await asyncio.wait(waits, timeout=args.duration, return_when=asyncio.FIRST_COMPLETED)
         for wait in waits:
             wait.cancel()
@@ -719,7 +723,10 @@ def build_parser() -> argparse.ArgumentParser:
     call_parser.add_argument("uri", help="e.g. sip:echo@127.0.0.1:5060")
     call_parser.add_argument("--play", help="a WAV file to send (any rate; sent as 8 kHz)")
     call_parser.add_argument("--record", help="write what the other side sends to this WAV")
-    call_parser.add_argument("--dtmf", help="RFC 4733 digits to send half a second in")
+    call_parser.add_argument("--dtmf", help="RFC 4733 digits to send (see --dtmf-at)")
+    call_parser.add_argument(
+        "--dtmf-at", type=float, default=0.5, help="seconds after the answer to send them"
+    )
     call_parser.add_argument("--duration", type=float, default=30.0, help="hang up after (s)")
     call_parser.add_argument("--timeout", type=float, default=32.0, help="give up ringing (s)")
     call_parser.add_argument("--local-host", default="127.0.0.1", help="our SIP/RTP address")
