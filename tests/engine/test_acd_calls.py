@@ -42,7 +42,7 @@ from callcenter.sip import Request, make_response, parse_message
 from callcenter.sip.sdp import parse_sdp
 
 from .pcap import LoopbackCapture, pcmu_audio, rtp_tone, write_pcap
-from .phone import ScriptedPhone, authorization, final
+from .phone import ScriptedPhone, authorization, final, sdp
 from .rtp_peer import free_even_base, voiced
 from .test_bridge import PASSWORD, REALM, Caller, make_pbx_endpoint
 from .test_ivr_calls import TUESDAY_10AM
@@ -361,12 +361,24 @@ async def test_ring_no_answer_sets_the_agent_away_and_offers_the_next_agent(
         ben.answer(second)
         await until(lambda: center.acd.agent_status("ben").state == "on-call")
         await talk(caller, port, ben)
-        caller.sip.send(caller.request("BYE", 2), center.port)
+        # The caller holds (re-INVITE, sendonly): ben hears the music; then the caller resumes.
+        for cseq, direction in ((2, "sendonly"), (3, "sendrecv")):
+            body = sdp(caller.rtp.port, version=cseq, direction=direction)
+            caller.sip.send(caller.request("INVITE", cseq, body=body), center.port)
+            _, ok = await final(caller.sip)
+            assert ok.status == 200
+            caller.ack(cseq)
+            if direction == "sendonly":
+                mark = len(ben.rtp.audio())
+                await asyncio.sleep(0.8)
+                assert rms_dbfs(ben.rtp.audio()[mark:]) > -40, "no music for the agent"
+        caller.sip.send(caller.request("BYE", 4), center.port)
         bye = await ben.next_request("BYE")
         ben.reply(bye, 200)
         record = await center.record(caller.call_id)
         timeline = record["timeline"]
-        assert isinstance(timeline, list)
+        holds = [(e["kind"], e["by"]) for e in timeline if e["kind"] in ("hold", "resume")]
+        assert holds == [("hold", "caller"), ("resume", "caller")]
         missed = next(e for e in timeline if e["kind"] == "ring-no-answer")
         assert missed["agent"] == "amy"
         offers = [e for e in timeline if e["kind"] == "offered"]

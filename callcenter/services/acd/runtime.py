@@ -476,7 +476,7 @@ class AcdService:
             self._offer_failed(call_id, names[index], error, self.clock())
 
         try:
-            index, _callee = await self.bridges.connect_answered(
+            index, callee = await self.bridges.connect_answered(
                 waiter.call,
                 [(uri, peer) for _, uri, peer in targets],
                 caller_id=waiter.caller.e164 or "anonymous",
@@ -494,6 +494,9 @@ class AcdService:
         agent = names[index]
         now = self.clock()
         waiter.agent = talking.agent = agent
+        self._log_holds(call_id, waiter.call, "caller")
+        if callee.call is not None:
+            self._log_holds(call_id, callee.call, "agent")
         self.talking[agent] = talking
         accepted = self.router.answered(call_id, agent, now)
         self._handle(agent, Answer(call_id=call_id), now)
@@ -509,6 +512,19 @@ class AcdService:
             accepted.waited_seconds,
             waiter.queue,
         )
+
+    def _log_holds(self, call_id: str, call: Call, who: str) -> None:
+        """Hold and resume by either side go on the call record (the bridge plays the music)."""
+        previous = call.on_hold
+        call_log = self.call_log
+        if call_log is None or previous is None:
+            return
+
+        def held(on_hold: bool) -> None:
+            previous(on_hold)
+            call_log.event(call_id, "hold" if on_hold else "resume", by=who)
+
+        call.on_hold = held
 
     def _offer_failed(self, call_id: str, agent: str, error: CallFailed, now: float) -> None:
         """Ring-no-answer or a refusal: the agent goes away('missed'), the call waits again."""
