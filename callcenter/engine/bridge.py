@@ -209,6 +209,8 @@ class Bridges:
         target answers (the caller's call goes on, back with whoever called this) or when the
         caller hangs up while it rings (487). `on_end` says who ended the joined call.
         """
+        if self.calls.get(call.dialog_id) is None:
+            raise CallFailed(487, "Request Terminated")  # the caller left before we began
         room = Room()
         room.music = self.music()
         room.add(call.leg, mode=Mode.HOLD, is_caller=True)
@@ -355,7 +357,12 @@ class Bridges:
                     error = task.exception()
                     if error is None:
                         answered = task.result()
-                        if winner is None and not ring.caller_gone:
+                        if answered.ended.is_set():  # answered and hung up before we looked
+                            error = CallFailed(487, "Request Terminated")
+                            failure = failure or error
+                            if winner is None and not ring.caller_gone and on_failed is not None:
+                                on_failed(index, error)
+                        elif winner is None and not ring.caller_gone:
                             winner, ring.winner = answered, index
                             ring.cancel_all(self.outbound, keep=index)
                         else:  # a second answer (or one after the caller left): not wanted

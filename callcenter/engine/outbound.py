@@ -305,6 +305,10 @@ class OutboundCalls:
             # INVITE is abandoned rather than left waiting forever.
             loop = asyncio.get_running_loop()
             call.give_up = loop.call_later(self.cancel_timeout, self._abandon, call)
+        if not call.provisional_seen and not call.answered.done():
+            # Nothing at all came back (a stale registration, a phone gone away): no CANCEL can
+            # be sent yet, but whoever waits must not wait 64*T1. A late 2xx still gets a BYE.
+            call.answered.set_exception(CallFailed(408, "Request Timeout"))
 
     def _abandon(self, call: OutboundCall) -> None:
         call.give_up = None

@@ -781,3 +781,33 @@ async def test_an_agent_whose_phone_unregisters_goes_offline_and_comes_back(
         caller.sip.send(caller.request("BYE", 2), center.port)
         amy.close()
         caller.close()
+
+
+@pytest.mark.asyncio
+async def test_a_phone_that_is_gone_rings_out_within_the_ring_timeout(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    """amy's registration outlives her phone (a laptop closed): the INVITE gets nothing back,
+    not even 100 Trying. The queue's ring timeout, not 64*T1, moves the call to ben."""
+    async with open_center(database, tmp_path) as center:
+        amy = await agent_phone(center, "amy")
+        ben = await agent_phone(center, "ben")
+        center.acd.agent_input("amy", Login())
+        await asyncio.sleep(0.1)
+        center.acd.agent_input("ben", Login())
+        amy.close()  # gone without unregistering
+        caller, port = await place(center, SUPPORT, UNKNOWN)
+        loop = asyncio.get_running_loop()
+        placed_at = loop.time()
+        invite = await ben.next_request("INVITE", timeout=6)
+        # The queue's ring timeout is 1.5 s; the transaction's own would be 32 s.
+        assert loop.time() - placed_at < 4.0
+        ben.answer(invite)
+        await until(lambda: center.acd.agent_status("ben").state == "on-call")
+        await talk(caller, port, ben)
+        assert center.acd.agent_status("amy").reason == "missed"
+        caller.sip.send(caller.request("BYE", 2), center.port)
+        bye = await ben.next_request("BYE")
+        ben.reply(bye, 200)
+        ben.close()
+        caller.close()

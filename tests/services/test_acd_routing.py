@@ -279,6 +279,18 @@ def test_a_ringing_call_does_not_overflow() -> None:
     assert router.expire(15.0) == []
 
 
+def test_an_exempt_call_never_overflows() -> None:
+    """A booked callback keeps its old entered_at: past max wait, it must not bounce."""
+    router = Router(
+        [QueueConfig(name="q", max_wait_seconds=10.0, overflow=VoicemailTarget(box="x"))]
+    )
+    router.enqueue("callback:1", "q", 100.0, entered_at=0.0)
+    router.enqueue("live", "q", 100.0, entered_at=0.0)
+    [overflow] = router.expire(100.0, exempt={"callback:1"})
+    assert overflow.call.call_id == "live"
+    assert [c.call_id for c in router.waiting()] == ["callback:1"]
+
+
 def test_queue_config_is_checked() -> None:
     with pytest.raises(RoutingError):
         QueueConfig(name="q", max_wait_seconds=10.0)  # no overflow target

@@ -32,7 +32,7 @@ Choices:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -458,9 +458,13 @@ class Router:
 
     # -- max wait, callbacks, announcements ----------------------------------------------------
 
-    def expire(self, now: float) -> list[Overflowed]:
+    def expire(self, now: float, *, exempt: Container[str] = ()) -> list[Overflowed]:
+        """Calls past their queue's max wait, removed; `exempt` ones never overflow (a booked
+        callback: nobody is on the line to send elsewhere, and its place is the point)."""
         out = []
         for call in self.waiting():
+            if call.call_id in exempt:
+                continue
             config = self._queues[call.queue]
             if config.max_wait_seconds is None or config.overflow is None:
                 continue

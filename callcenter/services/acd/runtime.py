@@ -32,7 +32,7 @@ from typing import Any
 from callcenter.engine.bridge import Bridges, EndedBy
 from callcenter.engine.calls import Call, Calls
 from callcenter.engine.media import Prompt, load_music
-from callcenter.engine.outbound import CallFailed
+from callcenter.engine.outbound import CallFailed, OutboundCall
 from callcenter.engine.registration import Registrations
 from callcenter.engine.transport import Peer
 from callcenter.engine.trunks import Trunks
@@ -74,6 +74,8 @@ log = logging.getLogger(__name__)
 CALLBACK_DIGIT = "*"
 CALLBACK_PREFIX = "callback:"
 RECONCILE_INTERVAL = 1.0
+# A callback whose customer did not answer is tried again after this, up to MAX_ATTEMPTS.
+CALLBACK_RETRY_SECONDS = 120.0
 # A refusal that means "the agent said no" rather than "nobody picked up".
 DECLINED = frozenset({486, 600, 603})
 
@@ -262,6 +264,7 @@ class AcdService:
         if action.queue not in self.config.queues:
             log.error("call %s: IVR flow queues to unknown queue %r", session.call_id, action.queue)
             session.release_media()
+            self._end_record(session.call_id, "system", "failed")
             self.calls.hang_up(call.dialog_id)
             return
         # The IVR's music keeps playing until the caller is matched and queued.
@@ -277,7 +280,8 @@ class AcdService:
             except Exception:
                 log.exception("call %s: customer lookup failed; queued as unknown", call_id)
         if session.ended or self.calls.get(call.dialog_id) is None:
-            return  # the caller left during the lookup
+            self._end_record(call_id, "caller", "abandoned")  # left during the lookup
+            return
         tier_rank = max((c.tier_rank for c in customers), default=0)
         skills = {name: 1 for name in action.skills}
         now = self.clock()
@@ -292,6 +296,7 @@ class AcdService:
             )
         except RoutingError as exc:
             log.error("call %s: cannot queue: %s", call_id, exc)
+            self._end_record(call_id, "system", "failed")
             self.calls.hang_up(call.dialog_id)
             return
         waiter = Waiter(
@@ -390,65 +395,123 @@ class AcdService:
         self._route_soon = None
         now = self.clock()
         for decision in self.router.route(now):
-            self._offer(decision, now)
+            try:
+                self._offer(decision, now)
+            except Exception:
+                log.exception("call %s: offer failed", decision.call.call_id)
+                self._abandon_offer(decision.call.call_id, now)
 
     def _offer(self, decision: Offered, now: float) -> None:
         call_id = decision.call.call_id
         names = (
             (decision.agent_id,) if isinstance(decision, CallOfferedToAgent) else decision.agent_ids
         )
-        if self.call_log is not None:
-            self.call_log.event(
-                call_id,
-                "offered",
-                agents=list(names),
-                queue=decision.call.queue,
-                strategy=decision.strategy.value,
-                rule=decision.rule,
-                candidates=[
-                    {
-                        "agent": c.agent_id,
-                        "score": round(c.score, 3),
-                        "idle_seconds": round(c.idle_seconds, 3),
-                        "calls_today": c.calls_answered_today,
-                    }
-                    for c in decision.candidates
-                ],
-                excluded=list(decision.excluded),
-                effective_priority=decision.call.effective_priority,
-            )
-        log.info(
-            "call %s offered to %s by %s (candidates %s)",
-            call_id,
-            ", ".join(names),
-            decision.strategy.value,
-            ", ".join(f"{c.agent_id}={c.score:g}" for c in decision.candidates),
-        )
+        log_id = self._log_id(call_id)
         targets: list[tuple[str, SipUri, Peer]] = []
         for name in names:
+            target = self._phone_of(name)
+            if target is None:
+                # No registered phone (the reconcile had not seen it go yet): offline, not
+                # 'missed'; the call goes to someone else.
+                self._handle(name, NetworkLoss(), now)
+                self.router.offer_failed(call_id, name, now)
+                self._after(name, (), now)
+                self._event(log_id, "agent-unreachable", agent=name)
+                continue
             events = self._handle(
                 name, Offer(call_id=call_id, wrap_up_seconds=decision.wrap_up_seconds), now
             )
-            target = self._phone_of(name)
-            if any(isinstance(e, InputRefused) for e in events) or target is None:
-                # Its state says otherwise, or its phone is gone: not this agent.
-                self._offer_failed(call_id, name, CallFailed(480, "Not reachable"), now)
-                if target is None:
-                    self._handle(name, NetworkLoss(), now)
+            if any(isinstance(e, InputRefused) for e in events):
+                self.router.offer_failed(call_id, name, now)
+                self._after(name, (), now)
                 continue
             targets.append((name, *target))
-        if not targets:
-            return
+        offered = [name for name, _, _ in targets]
         callback = self.pending_callbacks.get(call_id)
+        if callback is not None and self.call_log is not None:
+            record = callback.stored.record
+            if self.call_log.current(log_id) is None:
+                self.call_log.arrived(log_id, caller=record.number, dialled="callback")
+                self.call_log.queued(log_id, record.queue)
+        self._event(
+            log_id,
+            "offered",
+            agents=offered,
+            queue=decision.call.queue,
+            strategy=decision.strategy.value,
+            rule=decision.rule,
+            candidates=[
+                {
+                    "agent": c.agent_id,
+                    "score": round(c.score, 3),
+                    "idle_seconds": round(c.idle_seconds, 3),
+                    "calls_today": c.calls_answered_today,
+                }
+                for c in decision.candidates
+            ],
+            excluded=list(decision.excluded),
+            effective_priority=decision.call.effective_priority,
+        )
+        if not targets:
+            self._route()
+            return
+        log.info(
+            "call %s offered to %s by %s (candidates %s)",
+            call_id,
+            ", ".join(offered),
+            decision.strategy.value,
+            ", ".join(f"{c.agent_id}={c.score:g}" for c in decision.candidates),
+        )
         if callback is not None:
             callback.dialling = self._spawn(self._dial_callback(callback, decision, targets))
             return
         waiter = self.waiters.get(call_id)
-        if waiter is None:  # gone in the meantime: report the offer withdrawn
+        if waiter is None or waiter.gone:  # gone in the meantime: withdraw the offer
             for name in self.router.remove(call_id):
                 self._handle(name, OfferWithdrawal(call_id=call_id), now)
             return
         waiter.ringing = self._spawn(self._ring(waiter, decision, targets))
+
+    def _abandon_offer(self, call_id: str, now: float) -> None:
+        """After an unexpected error: no agent stays reserved, the caller keeps their place."""
+        offered = self.router.offered_call(call_id)
+        for name in self.router.remove(call_id):
+            if self.agents[name].call_id == call_id:
+                self._handle(name, OfferWithdrawal(call_id=call_id), now)
+        waiter = self.waiters.get(call_id)
+        if offered is None or waiter is None or waiter.gone:
+            return
+        if self.calls.get(waiter.call.dialog_id) is None:
+            self._caller_left(waiter)
+            return
+        self.router.enqueue(
+            call_id,
+            offered.queue,
+            now,
+            priority=offered.priority,
+            tier_rank=offered.tier_rank,
+            required_skills=waiter.skills,
+            entered_at=offered.entered_at,
+        )
+        if waiter.hold is None:
+            with contextlib.suppress(Exception):
+                self._hold(waiter)
+        self._route()
+
+    def _log_id(self, call_id: str) -> str:
+        """The call record's id: the call's own, or one per attempt of a callback."""
+        callback = self.pending_callbacks.get(call_id)
+        if callback is None:
+            return call_id
+        return f"{call_id}/{callback.stored.attempts + 1}"
+
+    def _event(self, call_id: str, kind: str, **data: object) -> None:
+        if self.call_log is not None:
+            self.call_log.event(call_id, kind, **data)
+
+    def _end_record(self, call_id: str, by: str, disposition: str) -> None:
+        if self.call_log is not None:
+            self.call_log.ended(call_id, by=by, disposition=disposition)
 
     def _phone_of(self, agent: str) -> tuple[SipUri, Peer] | None:
         if self.registrations is None:
@@ -465,6 +528,9 @@ class AcdService:
     ) -> None:
         call_id = waiter.call_id
         names = [name for name, _, _ in targets]
+        if waiter.gone or self.calls.get(waiter.call.dialog_id) is None:
+            self._abandon_offer(call_id, self.clock())  # left before the phones rang
+            return
         if waiter.hold is not None:
             waiter.call.leg.on_digit = None
             self.calls.release_media(waiter.call)
@@ -486,19 +552,38 @@ class AcdService:
                 on_end=lambda by: self._talk_ended(waiter, talking, by),
             )
         except CallFailed:
-            if not waiter.gone:
-                # Nobody answered (each failure is reported): back to the music and the queue.
-                self._hold(waiter)
-                self._route()
+            if waiter.gone:
+                return  # the caller hung up: _caller_left withdrew the offer
+            if self.calls.get(waiter.call.dialog_id) is None:
+                self._caller_left(waiter)
+                return
+            if self.router.is_offered(call_id):  # a failure nobody reported
+                self._abandon_offer(call_id, self.clock())
+                return
+            # Nobody answered (each failure is reported): back to the music and the queue.
+            self._event(call_id, "returned-to-queue", queue=waiter.queue)
+            self._hold(waiter)
+            self._route()
+            return
+        except Exception:
+            log.exception("call %s: ringing %s failed", call_id, ", ".join(names))
+            self._abandon_offer(call_id, self.clock())
             return
         agent = names[index]
         now = self.clock()
+        try:
+            accepted = self.router.answered(call_id, agent, now)
+        except RoutingError:
+            # The offer was withdrawn while the answer was on its way (the caller left).
+            log.info("call %s: %s answered an offer already withdrawn", call_id, agent)
+            if callee.call is not None:
+                self.calls.hang_up(callee.call.dialog_id)
+            return
         waiter.agent = talking.agent = agent
+        self.talking[agent] = talking
         self._log_holds(call_id, waiter.call, "caller")
         if callee.call is not None:
             self._log_holds(call_id, callee.call, "agent")
-        self.talking[agent] = talking
-        accepted = self.router.answered(call_id, agent, now)
         self._handle(agent, Answer(call_id=call_id), now)
         for other in accepted.released:
             self._handle(other, OfferWithdrawal(call_id=call_id), now)
@@ -581,7 +666,9 @@ class AcdService:
         if agent.state is AgentState.AVAILABLE:
             self.router.agent_available(name, now)
             self._route()
-        else:
+        elif agent.state is not AgentState.RESERVED:
+            # Reserved keeps its idle time: an offer withdrawn (another agent won a ring-all,
+            # the caller left) must not send the agent to the back of longest-idle.
             self.router.agent_unavailable(name)
 
     def _registered(self, name: str) -> bool:
@@ -618,8 +705,11 @@ class AcdService:
                 log.exception("ACD tick failed")
 
     def _tick(self, now: float) -> None:
-        for overflow in self.router.expire(now):
-            self._overflow(overflow)
+        for overflow in self.router.expire(now, exempt=self.pending_callbacks):
+            try:
+                self._overflow(overflow)
+            except Exception:
+                log.exception("call %s: overflow failed", overflow.call.call_id)
         for due in self.router.announcements_due(now):
             self._spawn(self._announce(due))
         for name, agent in self.agents.items():
@@ -627,9 +717,11 @@ class AcdService:
             if timer is not None and now >= timer:
                 self._handle(name, Tick(), now)
         if now - self._last_reconcile >= RECONCILE_INTERVAL:
+            # Anything that changes the routing asks for a pass itself; this one is the
+            # safety net (and starts a new round for calls every agent has let ring out).
             self._last_reconcile = now
             self._reconcile(now)
-        self._route()
+            self._route()
 
     def _overflow(self, overflow: Overflowed) -> None:
         call_id = overflow.call.call_id
@@ -645,11 +737,6 @@ class AcdService:
                     else f"voicemail:{overflow.target.box}"
                 ),
             )
-        callback = self.pending_callbacks.get(call_id)
-        if callback is not None:
-            # A booked callback does not overflow: the caller is not on the line. Keep it.
-            self.router.requeue_callback(callback.stored.record, overflow.at, call_id=call_id)
-            return
         waiter = self.waiters.get(call_id)
         if waiter is None:
             return
@@ -686,19 +773,21 @@ class AcdService:
 
     async def _to_voicemail(self, call_id: str, call: Call, box: str, caller: str) -> None:
         message = None
-        if self.voicemail is not None:
-            message = await self.voicemail.record(call, box, call_id=call_id, caller=caller)
-        else:
+        if self.voicemail is None:
             log.error("call %s: no voicemail service for box %s; hanging up", call_id, box)
             self.calls.hang_up(call.dialog_id)
-        if self.call_log is not None:
-            if message is not None:
-                self.call_log.event(call_id, "voicemail", box=box, message_id=message.id)
-            self.call_log.ended(
-                call_id,
-                by="caller" if message is not None else "system",
-                disposition="voicemail",
-            )
+            self._end_record(call_id, "system", "failed")
+            return
+        try:
+            message = await self.voicemail.record(call, box, call_id=call_id, caller=caller)
+        except Exception:
+            log.exception("call %s: voicemail box %s failed", call_id, box)
+            self.calls.hang_up(call.dialog_id)
+            self._end_record(call_id, "system", "failed")
+            return
+        if message is not None:
+            self._event(call_id, "voicemail", box=box, message_id=message.id)
+        self._end_record(call_id, "caller" if message is not None else "system", "voicemail")
 
     # --- the IVR's voicemail and transfer nodes -----------------------------------------------
 
@@ -741,9 +830,8 @@ class AcdService:
                 return
             except CallFailed as exc:
                 log.info("call %s: transfer to %s failed (%d)", call_id, target, exc.status)
-                if exc.status == 487:  # the caller hung up while it rang
-                    if self.call_log is not None:
-                        self.call_log.ended(call_id, by="caller", disposition="abandoned")
+                if self.calls.get(call.dialog_id) is None:  # the caller hung up while it rang
+                    self._end_record(call_id, "caller", "abandoned")
                     return
         if self.call_log is not None:
             self.call_log.ended(call_id, by="system", disposition="failed")
@@ -812,11 +900,15 @@ class AcdService:
             stored = await self.callbacks.add(record)
         except Exception:
             log.exception("call %s: the callback could not be stored", waiter.call_id)
+            if self.calls.get(waiter.call.dialog_id) is None:
+                self._end_record(waiter.call_id, "caller", "abandoned")
+                return
             # Not booked: the caller keeps waiting in the same place.
             self.router.requeue_callback(record, self.clock())
             waiter.gone = False
             self.waiters[waiter.call_id] = waiter
             self._hold(waiter)
+            self._route()
             return
         if self.call_log is not None:
             self.call_log.event(
@@ -867,9 +959,11 @@ class AcdService:
 
         assert self.callbacks is not None and self.music is not None
         call_id = callback.call_id
+        log_id = self._log_id(call_id)
         record = callback.stored.record
         names = [name for name, _, _ in targets]
         music = self.music
+        agent_left = asyncio.get_running_loop().create_future()
 
         def failed(index: int, error: CallFailed) -> None:
             self._offer_failed(call_id, names[index], error, self.clock())
@@ -882,69 +976,93 @@ class AcdService:
                 ring_timeout=decision.ring_timeout_seconds,
                 on_failed=failed,
                 media=lambda leg: HoldMedia(leg, music),
+                on_end=lambda: _settle(agent_left, None),
             )
-        except CallFailed:
-            self._route()
+        except Exception as exc:
+            if not isinstance(exc, CallFailed):
+                log.exception("callback %s: ringing %s failed", call_id, ", ".join(names))
+            self._release_callback_offer(callback)
             return
         agent = names[index]
         now = self.clock()
-        accepted = self.router.answered(call_id, agent, now)
+        try:
+            accepted = self.router.answered(call_id, agent, now)
+        except RoutingError:
+            self.outbound_hang_up(agent_call)
+            return
         self._handle(agent, Answer(call_id=call_id), now)
         for other in accepted.released:
             self._handle(other, OfferWithdrawal(call_id=call_id), now)
         self.pending_callbacks.pop(call_id, None)
         talking = _Talking(agent=agent, call_id=call_id)
         self.talking[agent] = talking
-        await self.callbacks.dialling(callback.stored.id)
         if self.call_log is not None:
-            self.call_log.arrived(call_id, caller=record.number, dialled="callback")
-            self.call_log.update(call_id, queue=record.queue)
-            self.call_log.answered(call_id, agent)
-        trunk = self.trunks.outbound()
+            self.call_log.update(log_id, queue=record.queue)
+            self.call_log.answered(log_id, agent)
         established = agent_call.call
-        if trunk is None or trunk.outbound is None or established is None:
-            log.error("callback %s: no outbound trunk", call_id)
-            await self._callback_done(callback, talking, done=False)
-            if established is not None:
-                self.calls.hang_up(established.dialog_id)
-            return
-        self.calls.release_media(established)
-        destination = trunk.outbound
-        customer = SipUri(host=destination.host, port=destination.port, user=record.number)
-        ended = asyncio.get_running_loop().create_future()
+        done, by = False, "system"
         try:
-            await self.bridges.connect_answered(
-                established,
-                [(customer, destination)],
-                caller_id=next(iter(trunk.numbers), "callcenter"),
-                on_end=lambda by: _settle(ended, by),
-            )
-        except CallFailed as exc:
-            log.info("callback %s: %s did not answer (%d)", call_id, record.number, exc.status)
-            if self.calls.get(established.dialog_id) is not None:
-                self.calls.hang_up(established.dialog_id)
-            state = await self._callback_done(callback, talking, done=False, by="agent")
-            if state == "pending":
-                # Another try later, in the same place.
-                self._queue_callback(
-                    StoredCallback(
-                        id=callback.stored.id,
-                        record=record,
-                        attempts=callback.stored.attempts + 1,
-                    ),
-                    self.clock(),
+            await self.callbacks.dialling(callback.stored.id)
+            trunk = self.trunks.outbound()
+            if trunk is None or trunk.outbound is None:
+                log.error("callback %s: no outbound trunk to call %s", call_id, record.number)
+                return
+            if (
+                established is None
+                or agent_left.done()
+                or not self.calls.get(established.dialog_id)
+            ):
+                by = "agent"  # hung up before the customer was dialled
+                return
+            self.calls.release_media(established)
+            destination = trunk.outbound
+            customer = SipUri(host=destination.host, port=destination.port, user=record.number)
+            ended: asyncio.Future[EndedBy] = asyncio.get_running_loop().create_future()
+            try:
+                await self.bridges.connect_answered(
+                    established,
+                    [(customer, destination)],
+                    caller_id=next(iter(trunk.numbers), "callcenter"),
+                    on_end=lambda who: _settle(ended, who),
                 )
-            return
-        if self.call_log is not None:
-            self.call_log.event(call_id, "callback-connected", number=record.number)
-        by = await ended
-        await self._callback_done(
-            callback, talking, done=True, by="agent" if by == "caller" else "caller"
-        )
+            except CallFailed as exc:
+                log.info("callback %s: %s not reached (%d)", call_id, record.number, exc.status)
+                by = "agent"
+                return
+            self._event(log_id, "callback-connected", number=record.number)
+            # In this bridge the agent's call is the "caller" side.
+            by = "agent" if await ended == "caller" else "caller"
+            done = True
+        except Exception:
+            log.exception("callback %s failed", call_id)
+        finally:
+            if established is not None and self.calls.get(established.dialog_id) is not None:
+                self.calls.hang_up(established.dialog_id)
+            await self._callback_done(callback, talking, log_id, done=done, by=by)
+
+    def outbound_hang_up(self, placed: OutboundCall) -> None:
+        if placed.call is not None:
+            self.calls.hang_up(placed.call.dialog_id)
+
+    def _release_callback_offer(self, callback: PendingCallback) -> None:
+        """The agents' phones did not answer (or failed): the callback keeps its place."""
+        now = self.clock()
+        if self.router.is_offered(callback.call_id):
+            for name in self.router.remove(callback.call_id):
+                if self.agents[name].call_id == callback.call_id:
+                    self._handle(name, OfferWithdrawal(call_id=callback.call_id), now)
+            self.router.requeue_callback(callback.stored.record, now, call_id=callback.call_id)
+        self._route()
 
     async def _callback_done(
-        self, callback: PendingCallback, talking: _Talking, *, done: bool, by: str = "system"
-    ) -> str:
+        self,
+        callback: PendingCallback,
+        talking: _Talking,
+        log_id: str,
+        *,
+        done: bool,
+        by: str,
+    ) -> None:
         assert self.callbacks is not None
         talking.ended = True
         if self.talking.get(talking.agent) is talking:
@@ -955,19 +1073,34 @@ class AcdService:
             else AgentHangup(call_id=talking.call_id)
         )
         self._handle(talking.agent, event, self.clock())
-        state = await self.callbacks.finished(callback.stored.id, done=done)
-        if self.call_log is not None:
-            self.call_log.ended(
-                talking.call_id,
-                by=by if by in ("caller", "agent") else "system",
-                disposition="answered" if done else "failed",
-            )
+        self._end_record(log_id, by, "answered" if done else "failed")
         self._route()
-        return state
+        try:
+            state = await self.callbacks.finished(callback.stored.id, done=done)
+        except Exception:
+            log.exception("callback %d: its state could not be stored", callback.stored.id)
+            return
+        if state == "pending":
+            # Another try later, in the same place, after a pause (not at once, at the head).
+            retry = StoredCallback(
+                id=callback.stored.id,
+                record=callback.stored.record,
+                attempts=callback.stored.attempts + 1,
+            )
+            asyncio.get_running_loop().call_later(
+                CALLBACK_RETRY_SECONDS, self._retry_callback, retry
+            )
+
+    def _retry_callback(self, stored: StoredCallback) -> None:
+        if not self._stopping:
+            self._queue_callback(stored, self.clock())
 
     # --- tasks --------------------------------------------------------------------------------
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+        if self._stopping:
+            coroutine.close()  # stopping: no new work (the engine hangs the calls up)
+            return None
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._finished)
