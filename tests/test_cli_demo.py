@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -118,7 +117,6 @@ def test_demo_seed_needs_a_migrated_database(
 # --- ivr render ----------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_ivr_render_fills_the_prompt_cache_once(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -138,7 +136,6 @@ def test_ivr_render_fills_the_prompt_cache_once(
     assert sorted(cache.glob("*.wav")) == rendered
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_ivr_render_renders_good_flows_and_names_the_bad(
     tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -45,12 +45,12 @@ from .pcap import LoopbackCapture, pcmu_audio, rtp_tone, write_pcap
 from .phone import ScriptedPhone, authorization, final, sdp
 from .rtp_peer import free_even_base, voiced
 from .test_bridge import PASSWORD, REALM, Caller, make_pbx_endpoint
+from .test_bridge_peers import baresip_agent
 from .test_ivr_calls import TUESDAY_10AM
 from .test_sipp import free_port, require_raw_sockets, run_sipp
 
 pytest_plugins = ["tests.engine.test_bridge"]
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="no espeak-ng")
 
 QUEUES = """\
 queues:
@@ -579,32 +579,6 @@ IVR_SCENARIO = """\
 """
 
 
-def _baresip(tmp_path: Path, user: str, server_port: int) -> tuple[list[str], Path]:
-    baresip = shutil.which("baresip")
-    assert baresip is not None, "baresip not found: run `make test` as root to install it"
-    conf = tmp_path / "baresip"
-    conf.mkdir()
-    dumps = tmp_path / "dumps"
-    dumps.mkdir()
-    (conf / "config").write_text(
-        "poll_method\t\tepoll\n"
-        "net_interface\t\t127.0.0.1\n"
-        f"sip_listen\t\t127.0.0.1:{free_port()}\n"
-        "audio_player\t\taubridge,x\naudio_source\t\tausine,1300\naudio_alert\t\taubridge,x\n"
-        "ausrc_srate\t\t48000\nausrc_channels\t\t2\n"
-        f"snd_path\t\t{dumps}\n"
-        "module_path\t\t/usr/lib/baresip/modules\n"
-        "module\t\t\tg711.so\nmodule\t\t\taubridge.so\nmodule\t\t\tausine.so\n"
-        "module\t\t\tsndfile.so\n"
-        "module_tmp\t\tuuid.so\nmodule_tmp\t\taccount.so\n"
-    )
-    (conf / "accounts").write_text(
-        f"<sip:{user}@127.0.0.1:{server_port};transport=udp>"
-        f";auth_pass={PASSWORD};regint=60;answermode=auto;audio_codecs=PCMU\n"
-    )
-    return [baresip, "-f", str(conf)], dumps
-
-
 @pytest.mark.asyncio
 async def test_sipp_walks_the_demo_flow_to_support_and_a_baresip_agent_answers(
     database: AsyncEngine, tmp_path: Path
@@ -623,7 +597,7 @@ async def test_sipp_walks_the_demo_flow_to_support_and_a_baresip_agent_answers(
         menu_ms = round((greeting.duration + 1.0) * 1000)  # 1 s into the menu prompt
         scenario = tmp_path / "ivr_support.xml"
         scenario.write_text(IVR_SCENARIO.format(menu_ms=menu_ms, agent_ms=2500))
-        command, dumps = _baresip(tmp_path, "ben", center.port)
+        command, dumps = baresip_agent(tmp_path, "ben", center.port)
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )

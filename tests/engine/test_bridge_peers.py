@@ -38,6 +38,34 @@ def _free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return int(sock.getsockname()[1])
 
 
+def baresip_agent(tmp_path: Path, user: str, server_port: int) -> tuple[list[str], Path]:
+    """baresip as `user`'s phone: auto-answer, PCMU, a 1300 Hz sine as its microphone, and
+    what it hears recorded by the sndfile module into the returned folder."""
+    baresip = shutil.which("baresip")
+    assert baresip is not None, "baresip not found: run `make test` as root to install it"
+    conf = tmp_path / "baresip"
+    conf.mkdir()
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    (conf / "config").write_text(
+        "poll_method\t\tepoll\n"
+        "net_interface\t\t127.0.0.1\n"
+        f"sip_listen\t\t127.0.0.1:{_free_port()}\n"
+        "audio_player\t\taubridge,x\naudio_source\t\tausine,1300\naudio_alert\t\taubridge,x\n"
+        "ausrc_srate\t\t48000\nausrc_channels\t\t2\n"
+        f"snd_path\t\t{dumps}\n"
+        "module_path\t\t/usr/lib/baresip/modules\n"
+        "module\t\t\tg711.so\nmodule\t\t\taubridge.so\nmodule\t\t\tausine.so\n"
+        "module\t\t\tsndfile.so\n"
+        "module_tmp\t\tuuid.so\nmodule_tmp\t\taccount.so\n"
+    )
+    (conf / "accounts").write_text(
+        f"<sip:{user}@127.0.0.1:{server_port};transport=udp>"
+        f";auth_pass={PASSWORD};regint=60;answermode=auto;audio_codecs=PCMU\n"
+    )
+    return [baresip, "-f", str(conf)], dumps
+
+
 @pytest_asyncio.fixture
 async def engine_endpoint(database: AsyncEngine) -> AsyncIterator[SipEndpoint]:
     endpoint = make_pbx_endpoint(database, LOOPBACK)
@@ -131,30 +159,9 @@ async def test_pyvoip_answers_a_call_and_audio_flows_both_ways(
 async def test_baresip_is_called_by_user_name_and_audio_flows_both_ways(
     engine_endpoint: SipEndpoint, tmp_path: Path
 ) -> None:
-    baresip = shutil.which("baresip")
-    assert baresip is not None, "baresip not found: run `make test` as root to install it"
-    conf = tmp_path / "baresip"
-    conf.mkdir()
-    dumps = tmp_path / "dumps"
-    dumps.mkdir()
-    (conf / "config").write_text(
-        "poll_method\t\tepoll\n"
-        "net_interface\t\t127.0.0.1\n"
-        f"sip_listen\t\t127.0.0.1:{_free_port()}\n"
-        "audio_player\t\taubridge,x\naudio_source\t\tausine,1300\naudio_alert\t\taubridge,x\n"
-        "ausrc_srate\t\t48000\nausrc_channels\t\t2\n"
-        f"snd_path\t\t{dumps}\n"
-        "module_path\t\t/usr/lib/baresip/modules\n"
-        "module\t\t\tg711.so\nmodule\t\t\taubridge.so\nmodule\t\t\tausine.so\n"
-        "module\t\t\tsndfile.so\n"
-        "module_tmp\t\tuuid.so\nmodule_tmp\t\taccount.so\n"
-    )
-    (conf / "accounts").write_text(
-        f"<sip:alice@127.0.0.1:{engine_endpoint.port};transport=udp>"
-        f";auth_pass={PASSWORD};regint=60;answermode=auto;audio_codecs=PCMU\n"
-    )
+    command, dumps = baresip_agent(tmp_path, "alice", engine_endpoint.port)
     process = subprocess.Popen(
-        [baresip, "-f", str(conf)],
+        command,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -16,7 +16,6 @@ import datetime as dt
 import errno
 import hashlib
 import logging
-import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +47,6 @@ from callcenter.sip.dialog import DialogId
 from .rtp_peer import RtpPeer, voiced
 from .sip_client import UdpClient
 from .test_calls import Uac, free_base
-
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="no espeak-ng")
 
 GREETING = "text:Please leave a message."
 TONE_HZ = 700.0

@@ -25,14 +25,14 @@ import logging
 import math
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from callcenter.engine.bridge import Bridges, EndedBy
 from callcenter.engine.calls import Call, Calls
 from callcenter.engine.media import Prompt, load_music
-from callcenter.engine.outbound import CallFailed, OutboundCall
+from callcenter.engine.outbound import CallFailed
 from callcenter.engine.registration import Registrations
 from callcenter.engine.transport import Peer
 from callcenter.engine.trunks import Trunks
@@ -48,6 +48,7 @@ from .agent_state import Agent, AgentState
 from .callbacks import CallbackStore, StoredCallback
 from .config import AcdConfig
 from .events import AgentEvent, InputRefused
+from .hold import HoldMedia
 from .inputs import (
     AgentHangup,
     AgentInput,
@@ -127,7 +128,6 @@ class _Talking:
     agent: str
     call_id: str
     ended: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class AcdService:
@@ -142,7 +142,7 @@ class AcdService:
         registrations: Registrations | None,
         trunks: Trunks,
         library: PromptLibrary,
-        customers: CustomerService | None = None,
+        customers: CustomerService,
         call_log: CallLog | None = None,
         callbacks: CallbackStore | None = None,
         voicemail: VoicemailService | None = None,
@@ -274,11 +274,10 @@ class AcdService:
         call_id = session.call_id
         caller = self._caller_id(session)
         customers: list[CustomerMatch] = []
-        if self.customers is not None:
-            try:
-                customers = await self.customers.match_caller(caller)
-            except Exception:
-                log.exception("call %s: customer lookup failed; queued as unknown", call_id)
+        try:
+            customers = await self.customers.match_caller(caller)
+        except Exception:
+            log.exception("call %s: customer lookup failed; queued as unknown", call_id)
         if session.ended or self.calls.get(call.dialog_id) is None:
             self._end_record(call_id, "caller", "abandoned")  # left during the lookup
             return
@@ -352,16 +351,10 @@ class AcdService:
     def _caller_id(self, session: IvrSession) -> CallerId:
         request = session.pending.request
         trusted = self.trunks.match(session.pending.peer.host) is not None
-        if self.customers is not None:
-            return self.customers.caller_id(request.headers, trusted=trusted)
-        from callcenter.services.customers import caller_id_from_headers
-
-        return caller_id_from_headers(request.headers, default_region="GB", trusted=trusted)
+        return self.customers.caller_id(request.headers, trusted=trusted)
 
     def _hold(self, waiter: Waiter) -> None:
         """Music (and announcements) for a waiting caller; `*` books a callback."""
-        from .hold import HoldMedia
-
         assert self.music is not None
         self.calls.release_media(waiter.call)
         waiter.hold = HoldMedia(waiter.call.leg, self.music)
@@ -923,8 +916,6 @@ class AcdService:
         )
 
     async def _goodbye(self, call: Call, text: str) -> None:
-        from .hold import HoldMedia
-
         assert self.music is not None
         try:
             prompt = await self.library.load(text)
@@ -955,8 +946,6 @@ class AcdService:
         targets: list[tuple[str, SipUri, Peer]],
     ) -> None:
         """The callback's turn: ring the agent(s) first, then the customer from that call."""
-        from .hold import HoldMedia
-
         assert self.callbacks is not None and self.music is not None
         call_id = callback.call_id
         log_id = self._log_id(call_id)
@@ -988,7 +977,7 @@ class AcdService:
         try:
             accepted = self.router.answered(call_id, agent, now)
         except RoutingError:
-            self.outbound_hang_up(agent_call)
+            self.bridges.outbound.hang_up_now(agent_call)
             return
         self._handle(agent, Answer(call_id=call_id), now)
         for other in accepted.released:
@@ -1039,10 +1028,6 @@ class AcdService:
             if established is not None and self.calls.get(established.dialog_id) is not None:
                 self.calls.hang_up(established.dialog_id)
             await self._callback_done(callback, talking, log_id, done=done, by=by)
-
-    def outbound_hang_up(self, placed: OutboundCall) -> None:
-        if placed.call is not None:
-            self.calls.hang_up(placed.call.dialog_id)
 
     def _release_callback_offer(self, callback: PendingCallback) -> None:
         """The agents' phones did not answer (or failed): the callback keeps its place."""
