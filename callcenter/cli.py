@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import gc
+import getpass
 import logging
 import math
 import os
@@ -20,6 +21,7 @@ import secrets
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
@@ -37,12 +39,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter import __version__
 from callcenter.db.session import create_engine, create_sessionmaker
+from callcenter.engine.browser import BrowserPhones
 from callcenter.engine.media import MediaClock, PromptError, RtpLeg, RtpPortPool
 from callcenter.engine.outbound import CallFailed
 from callcenter.engine.registration import Registrations
 from callcenter.engine.sip_endpoint import EndpointConfig, SipEndpoint
 from callcenter.engine.trunks import Trunk, Trunks
 from callcenter.media import Frame, encode_wav, load_prompt
+from callcenter.services.accounts import AccountError, AccountService
 from callcenter.services.acd.callbacks import CallbackStore
 from callcenter.services.acd.config import AcdConfig, AcdConfigError, load_acd_config
 from callcenter.services.acd.queue import QueueTarget, VoicemailTarget
@@ -50,6 +54,7 @@ from callcenter.services.acd.runtime import AcdService
 from callcenter.services.callrecords import CallLog
 from callcenter.services.customers import CustomerError, CustomerService
 from callcenter.services.demo import DEMO_CUSTOMERS, DEMO_USERS, DemoSeeded, seed_demo
+from callcenter.services.desk import AgentDesk
 from callcenter.services.ivr import FlowError, FlowRegistry, load_flow, simulate
 from callcenter.services.ivr.flow import TEXT_PREFIX, BusinessHours
 from callcenter.services.ivr.prompts import PromptLibrary, TtsUnavailable, flow_prompts
@@ -59,6 +64,9 @@ from callcenter.services.voicemail import VoicemailApplication, VoicemailService
 from callcenter.settings import Settings
 from callcenter.sip import SipUri, parse_uri
 from callcenter.sip.digest import DigestAccount, DigestClient
+from callcenter.web.app import create_app
+from callcenter.web.deps import WebDeps
+from callcenter.web.server import WebServer
 
 log = logging.getLogger("callcenter")
 
@@ -89,17 +97,10 @@ class Service(Protocol):
     def listening(self) -> str: ...
 
 
-# Summary lines for the parts that do not exist yet; each goes when its component is plugged
-# into `build_services`.
-NOT_BUILT = ("HTTP: no listener yet (web app not built)",)
-
-
 def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
-    """The components `serve` runs, in start order (stopped in reverse).
-
-    The web app (callcenter.web, given `create_sessionmaker(engine)`) is added here when it
-    is built.
-    """
+    """The components `serve` runs, in start order (stopped in reverse): SIP and media, call
+    records, voicemail, the IVR, the ACD, the agent desk, and the web app last (it serves
+    what the others hold)."""
     registrations = Registrations(
         SqlSubscriberDirectory(create_sessionmaker(engine)),
         realm=settings.sip_realm,
@@ -126,9 +127,15 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
     )
     endpoint = SipEndpoint(config, registrations=registrations, media=media, trunks=trunks)
     services: list[Service] = [endpoint]
-    if endpoint.router is None or endpoint.calls is None:
-        return services
     sessions = create_sessionmaker(engine)
+    web = WebDeps(
+        accounts=AccountService(sessions),
+        secret_key=settings.secret_key or session_secret(settings),
+        https_only=settings.https_only,
+    )
+    if endpoint.router is None or endpoint.calls is None:
+        services.append(_web_server(settings, web))
+        return services
     library = PromptLibrary(
         settings.ivr_dir / "prompts",
         settings.data_dir / "prompt-cache",
@@ -141,6 +148,8 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
         acd_config = load_acd_config(acd_file)
     except AcdConfigError as exc:
         raise StartupError(f"{exc}\nfix {acd_file} (check it with `callcenter acd check`)") from exc
+    phones = BrowserPhones()
+    customers = CustomerService(sessions, default_region=settings.default_region)
     acd = AcdService(
         acd_config,
         calls=endpoint.calls,
@@ -148,13 +157,16 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
         registrations=registrations,
         trunks=trunks,
         library=library,
-        customers=CustomerService(sessions, default_region=settings.default_region),
+        customers=customers,
         call_log=call_log,
         callbacks=CallbackStore(sessions),
         voicemail=voicemail,
         hold_music=settings.hold_music,
         login_on_register=settings.acd_login_on_register,
+        phones=phones,
     )
+    desk = AgentDesk(acd, phones=phones, customers=customers, call_log=call_log, sessions=sessions)
+    acd.observer = desk
     # The IVR takes calls for `ivr` (the default flow) and `flow:NAME` (a trunk number
     # mapped to it); its queue, voicemail and transfer nodes hand the call to the ACD. The
     # engine knows them only as routing.CallApplications.
@@ -171,8 +183,28 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
     endpoint.router.applications["ivr"] = ivr_app
     endpoint.router.applications["flow"] = ivr_app
     endpoint.router.applications["voicemail"] = VoicemailApplication(voicemail)
-    services.extend([call_log, voicemail, ivr_app, acd])
+    services.extend([call_log, voicemail, ivr_app, acd, desk])
+    services.append(_web_server(settings, replace(web, desk=desk)))
     return services
+
+
+def _web_server(settings: Settings, deps: WebDeps) -> WebServer:
+    return WebServer(create_app(deps), host=settings.http_host, port=settings.http_port)
+
+
+def session_secret(settings: Settings) -> str:
+    """The key that signs session cookies, kept in the data directory so that sessions
+    survive a restart; created on first use, readable by us only."""
+    path = settings.data_dir / "web-session.key"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as key_file:
+            key_file.write(secrets.token_urlsafe(48))
+    secret = path.read_text().strip()
+    if len(secret) < 32:
+        raise StartupError(f"{path} holds fewer than 32 characters: remove it to make a new key")
+    return secret
 
 
 def digest_secret(settings: Settings) -> bytes:
@@ -326,7 +358,6 @@ async def _serve(settings: Settings) -> int:
                 await service.start()
                 stack.push_async_callback(service.stop)
                 summary.append(service.listening())
-            summary.extend(NOT_BUILT)
             # What exists at startup (modules, tables, the hold music) lives for the whole
             # run: keep it out of the cycle collector's full passes, which stall the loop.
             gc.collect()
@@ -394,6 +425,40 @@ def user_add(settings: Settings, args: argparse.Namespace) -> int:
         raise StartupError(str(exc)) from exc
     sip = f", SIP realm {settings.sip_realm}" if args.sip_password else ""
     print(f"user {args.username} ({args.role}{sip}) created")
+    return 0
+
+
+# --- callcenter user passwd ----------------------------------------------------------------
+
+# Read by `user passwd` so a script can set a password without a terminal (and without putting
+# it on the command line, where `ps` shows it to everyone).
+NEW_PASSWORD_VARIABLE = "CALLCENTER_NEW_PASSWORD"
+
+
+def user_passwd(settings: Settings, args: argparse.Namespace) -> int:
+    """Set a user's web password (stored as argon2id only); its web sessions end."""
+    configure_logging(settings)
+    password = os.environ.get(NEW_PASSWORD_VARIABLE)
+    if password is None:
+        if not sys.stdin.isatty():
+            raise StartupError(f"no terminal to ask for the password: set {NEW_PASSWORD_VARIABLE}")
+        password = getpass.getpass(f"new web password for {args.username}: ")
+        if getpass.getpass("the same again: ") != password:
+            raise StartupError("the two passwords differ: nothing changed")
+
+    async def change() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            await _check_database(settings, engine)
+            await AccountService(create_sessionmaker(engine)).set_password(args.username, password)
+        finally:
+            await engine.dispose()
+
+    try:
+        run_async(change)
+    except AccountError as exc:
+        raise StartupError(str(exc)) from exc
+    print(f"user {args.username}: web password set")
     return 0
 
 
@@ -719,6 +784,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--sip-password", help="lets the user register SIP phones (stored as digest HA1 only)"
     )
     add_parser.set_defaults(run=user_add)
+    passwd_parser = user_parser.add_parser(
+        "passwd",
+        help=f"set a user's web password (from {NEW_PASSWORD_VARIABLE}, else asked twice)",
+    )
+    passwd_parser.add_argument("username")
+    passwd_parser.set_defaults(run=user_passwd)
     call_parser = commands.add_parser("call", help="place a test call (the engine as a UAC)")
     call_parser.add_argument("uri", help="e.g. sip:echo@127.0.0.1:5060")
     call_parser.add_argument("--play", help="a WAV file to send (any rate; sent as 8 kHz)")

@@ -99,8 +99,22 @@ class Settings(BaseSettings):
     # have only a desk phone until the web softphone exists; the demo turns it on.
     acd_login_on_register: bool = False
 
-    # HTTP: the web app and API (served by `callcenter serve` once the web layer exists).
+    # HTTP: the agent page, the API and its WebSocket, served by `callcenter serve` in the
+    # same event loop as SIP and media (port 0 picks a free one).
+    http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
+    # Signs the session cookies. Empty: a random key kept in <data_dir>/web-session.key (so
+    # sessions survive a restart); set it to share sessions between processes.
+    secret_key: str = Field(default="", repr=False)
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError("the secret key needs at least 32 characters (or leave it empty)")
+        return value
+
+    # Mark the session cookie Secure: set it when the pages are served over HTTPS (a proxy).
+    https_only: bool = False
 
     # Process.
     log_level: LogLevel = "INFO"

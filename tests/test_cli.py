@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -12,6 +13,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,7 +101,11 @@ class Server:
 
     def __init__(self, data_dir: Path, cwd: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
-        env |= {"CALLCENTER_DATA_DIR": str(data_dir), "CALLCENTER_LOG_LEVEL": "INFO"}
+        env |= {
+            "CALLCENTER_DATA_DIR": str(data_dir),
+            "CALLCENTER_LOG_LEVEL": "INFO",
+            "CALLCENTER_HTTP_PORT": "0",
+        }
         self.process = subprocess.Popen(
             # Port 0: the OS picks a free SIP port (never assume 5060 is free).
             [sys.executable, "-m", "callcenter", "serve", "--sip-port", "0"],
@@ -172,8 +179,14 @@ def test_serve_runs_until_signalled(
     assert match is not None, ready
     port = int(match.group(1))
     assert port != 0
-    assert "HTTP: no listener yet" in ready
     assert _options_status(port) == 200
+    web = re.search(r"HTTP: http://127\.0\.0\.1:(\d+)/", ready)
+    assert web is not None, ready
+    # The web app is up in the same process: an API route answers, refusing a stranger.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://127.0.0.1:{web.group(1)}/api/auth/me", timeout=5)
+    assert refused.value.code == 401
+    assert json.loads(refused.value.read()) == {"detail": "not logged in"}
 
     time.sleep(0.5)
     assert server.process.poll() is None, "serve exited on its own"

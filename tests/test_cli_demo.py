@@ -1,11 +1,17 @@
-"""`callcenter demo seed`, `ivr render` and `acd check`: what `make run` does before `serve`."""
+"""`callcenter demo seed`, `ivr render` and `acd check`: what `make run` does before `serve`.
+
+Also `user passwd`, which gives a user (a demo user, say) a web password.
+"""
 
 from __future__ import annotations
 
+import getpass
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
+from pwdlib import PasswordHash
 
 from callcenter.cli import main
 from callcenter.services.demo import DEMO_CUSTOMERS, DEMO_USERS
@@ -50,23 +56,32 @@ def test_demo_seed_creates_the_demo_once(
     assert out[0] == "user amy (agent) created: SIP password demo-amy-1, realm callcenter"
     assert "user sam (supervisor) created: SIP password demo-sam-1, realm callcenter" in out
     assert "customer Dev Desai (vip, +44 1632 960004) created" in out
+    assert "user quinn (qa) created: SIP password demo-quinn-1, realm callcenter" in out
+    assert "user ada (admin) created: SIP password demo-ada-1, realm callcenter" in out
     assert out[-1] == (
-        "demo seeded: 4 user(s) and 5 customer(s) created, "
+        "demo seeded: 6 user(s) and 5 customer(s) created, "
         "0 user(s) and 0 customer(s) already there"
     )
     database = migrated / "callcenter.db"
-    users = rows(database, "SELECT username, role, sip_ha1_md5 FROM users ORDER BY username")
-    assert [(name, role) for name, role, _ in users] == [
+    users = rows(
+        database, "SELECT username, role, sip_ha1_md5, password_hash FROM users ORDER BY username"
+    )
+    assert [(name, role) for name, role, _, _ in users] == [
+        ("ada", "admin"),
         ("amy", "agent"),
         ("ben", "agent"),
         ("cara", "agent"),
+        ("quinn", "qa"),
         ("sam", "supervisor"),
     ]
     passwords = {u.username: u.sip_password for u in DEMO_USERS}
-    for name, _, ha1 in users:
+    for name, _, ha1, password_hash in users:
         assert isinstance(name, str)
         assert len(passwords[name]) >= 8
         assert ha1 == compute_ha1(name, "callcenter", passwords[name], "MD5")
+        # The web password is the same one, as argon2id.
+        assert isinstance(password_hash, str)
+        assert PasswordHash.recommended().verify(passwords[name], password_hash)
     tiers = rows(database, "SELECT tier, count(*) FROM customers GROUP BY tier ORDER BY tier")
     assert tiers == [("gold", 1), ("regular", 2), ("silver", 1), ("vip", 1)]
     phones = [str(e164) for (e164,) in rows(database, "SELECT e164 FROM customer_phones")]
@@ -78,9 +93,9 @@ def test_demo_seed_creates_the_demo_once(
     # A second run (every `make run`) changes nothing and says so.
     assert main(["demo", "seed"]) == 0
     assert capsys.readouterr().out == (
-        "demo already seeded (4 users, 5 customers): nothing changed\n"
+        "demo already seeded (6 users, 5 customers): nothing changed\n"
     )
-    assert rows(database, "SELECT count(*) FROM users") == [(4,)]
+    assert rows(database, "SELECT count(*) FROM users") == [(6,)]
     assert rows(database, "SELECT count(*) FROM customers") == [(5,)]
     assert rows(database, "SELECT count(*) FROM customer_phones") == [(6,)]
     assert rows(database, "SELECT count(*) FROM customer_notes") == [(5,)]
@@ -95,14 +110,36 @@ def test_demo_seed_fills_in_what_is_missing(
     out = capsys.readouterr().out
     assert "user ben" not in out
     assert out.splitlines()[-1] == (
-        "demo seeded: 3 user(s) and 5 customer(s) created, "
+        "demo seeded: 5 user(s) and 5 customer(s) created, "
         "1 user(s) and 0 customer(s) already there"
     )
-    # ben keeps his own password.
-    [(ha1,)] = rows(
-        migrated / "callcenter.db", "SELECT sip_ha1_md5 FROM users WHERE username='ben'"
+    # ben keeps his own password, and gets no web password printed in README.md.
+    [(ha1, password_hash)] = rows(
+        migrated / "callcenter.db",
+        "SELECT sip_ha1_md5, password_hash FROM users WHERE username='ben'",
     )
     assert ha1 == compute_ha1("ben", "callcenter", "bens-own-password", "MD5")
+    assert password_hash is None
+
+
+def test_demo_seed_gives_an_older_demo_its_web_passwords(
+    migrated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A demo seeded before users had web passwords: the demo's SIP password, no web password.
+    assert main(["user", "add", "amy", "--sip-password", "demo-amy-1"]) == 0
+    capsys.readouterr()
+    assert main(["demo", "seed"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "demo seeded: 5 user(s) and 5 customer(s) created, "
+        "1 user(s) and 0 customer(s) already there"
+    )
+    [(password_hash,)] = rows(
+        migrated / "callcenter.db", "SELECT password_hash FROM users WHERE username='amy'"
+    )
+    assert isinstance(password_hash, str)
+    assert PasswordHash.recommended().verify("demo-amy-1", password_hash)
+    assert main(["demo", "seed"]) == 0
+    assert "nothing changed" in capsys.readouterr().out
 
 
 def test_demo_seed_needs_a_migrated_database(
@@ -112,6 +149,54 @@ def test_demo_seed_needs_a_migrated_database(
     err = capsys.readouterr().err
     assert err.startswith("callcenter demo: database sqlite+aiosqlite:///")
     assert "callcenter migrate" in err
+
+
+# --- user passwd ---------------------------------------------------------------------------
+
+
+def test_user_passwd_from_the_environment(
+    migrated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["user", "add", "quinn", "--role", "qa"]) == 0
+    monkeypatch.setenv("CALLCENTER_NEW_PASSWORD", "quinns-new-password")
+    assert main(["user", "passwd", "quinn"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == "user quinn: web password set"
+    assert "quinns-new-password" not in out
+    [(password_hash,)] = rows(
+        migrated / "callcenter.db", "SELECT password_hash FROM users WHERE username='quinn'"
+    )
+    assert isinstance(password_hash, str) and password_hash.startswith("$argon2id$")
+    assert PasswordHash.recommended().verify("quinns-new-password", password_hash)
+
+    monkeypatch.setenv("CALLCENTER_NEW_PASSWORD", "short")
+    assert main(["user", "passwd", "quinn"]) == 1
+    assert capsys.readouterr().err == ("callcenter user: a password needs at least 8 characters\n")
+    monkeypatch.setenv("CALLCENTER_NEW_PASSWORD", "long-enough")
+    assert main(["user", "passwd", "nobody"]) == 1
+    assert capsys.readouterr().err == "callcenter user: no user 'nobody'\n"
+
+
+def test_user_passwd_asks_twice_on_a_terminal(
+    migrated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["user", "add", "ada", "--role", "admin"]) == 0
+    monkeypatch.delenv("CALLCENTER_NEW_PASSWORD", raising=False)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    answers = iter(["adas-password", "adas-passwrod"])
+    monkeypatch.setattr(getpass, "getpass", lambda prompt: next(answers))
+    assert main(["user", "passwd", "ada"]) == 1
+    assert capsys.readouterr().err == (
+        "callcenter user: the two passwords differ: nothing changed\n"
+    )
+    answers = iter(["adas-password", "adas-password"])
+    assert main(["user", "passwd", "ada"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "user ada: web password set"
+
+    # No terminal and no variable: say how to do it instead of reading stdin.
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+    assert main(["user", "passwd", "ada"]) == 1
+    assert "set CALLCENTER_NEW_PASSWORD" in capsys.readouterr().err
 
 
 # --- ivr render ----------------------------------------------------------------------------

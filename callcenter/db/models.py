@@ -265,6 +265,9 @@ class CallRecord(Base):
     )
     timeline: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
     notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The agent's wrap-up code ('resolved', 'follow-up', …): what the call was about, as
+    # the agent saw it (`disposition` is how it ended, as the system saw it).
+    outcome: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 CALLBACK_STATES: Final = ("pending", "dialling", "done", "failed")

@@ -15,11 +15,12 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 from ..media import Mode
 from ..sip import SipUri
+from .browser import BrowserCall, BrowserPhone
 from .calls import Call, Calls, PendingCall
+from .connection import Callee, Connection, Consult, EndedBy
 from .media import FrameSource, MediaClock, Room, RtpLeg, Tickable
 from .outbound import CallFailed, OutboundCall, OutboundCalls
 from .transport import Peer
@@ -52,23 +53,43 @@ def _set_mode(room: Room, other: RtpLeg, held: bool) -> None:
         room.set_mode(other, Mode.HOLD if held else Mode.FULL)
 
 
-EndedBy = Literal["caller", "callee"]
+DECLINES = frozenset({600, 603})
+"""Refusals that speak for the party on every device (a busy phone, 486, does not)."""
+
+Target = tuple[SipUri, Peer] | BrowserPhone
+"""Something to ring: a SIP URI and where to send the INVITE, or a page's phone."""
 
 
 @dataclass(slots=True, eq=False)
 class _RingAll:
-    placed: dict[int, OutboundCall] = field(default_factory=dict)
+    placed: dict[int, Callee] = field(default_factory=dict)
     caller_gone: bool = False
     timed_out: bool = False
     winner: int = -1
-    ended: bool = False
-    ended_by: EndedBy = "caller"
     on_winner_end: Callable[[], None] | None = None
 
-    def cancel_all(self, outbound: OutboundCalls, keep: int | None = None) -> None:
-        for index, placed in self.placed.items():
+    def cancel_all(self, stop: Callable[[Callee], None], keep: int | None = None) -> None:
+        for index, placed in list(self.placed.items()):
             if index != keep:
-                outbound.cancel(placed)
+                stop(placed)
+
+
+def _give_up(ring: _RingAll, stop: Callable[[Callee], None]) -> None:
+    ring.timed_out = True
+    ring.cancel_all(stop)
+
+
+def _third_party_left(connection: Connection, consult: Consult, callee: Callee) -> None:
+    """The consulted party hung up: during the consultation it ends it; once it took the
+    agent's place it is the callee, and its end is the call's."""
+    if connection.callee is callee:
+        connection.callee_left(callee)
+    else:
+        connection.consult_left(consult)
+
+
+def _describe(target: Target) -> str:
+    return f"page {target.name}" if isinstance(target, BrowserPhone) else str(target[0])
 
 
 @dataclass(slots=True, eq=False)
@@ -82,6 +103,10 @@ class Bridge:
 
 
 class Bridges:
+    """Every call the engine joins back to back: `connect` (an INVITE rung through to one
+    target) and `connect_answered` (a call already up, rung to several, then a
+    `Connection`)."""
+
     def __init__(
         self,
         calls: Calls,
@@ -97,6 +122,7 @@ class Bridges:
         self.ring_timeout = ring_timeout
         self.music = music
         self._bridges: set[Bridge] = set()
+        self._connections: dict[Call, Connection] = {}
 
     @property
     def active(self) -> int:
@@ -191,23 +217,29 @@ class Bridges:
     async def connect_answered(
         self,
         call: Call,
-        targets: Sequence[tuple[SipUri, Peer]],
+        targets: Sequence[Target],
         *,
         caller_id: str,
         caller_name: str | None = None,
         ring_timeout: float | None = None,
         on_failed: Callable[[int, CallFailed], None] | None = None,
         on_end: Callable[[EndedBy], None] | None = None,
-    ) -> tuple[int, OutboundCall]:
+        groups: Sequence[int] | None = None,
+        started: Callable[[Connection], None] | None = None,
+    ) -> tuple[int, Callee]:
         """Ring every target at once for a call that is already up (an IVR caller, a queued
         caller) and join the call with the first to answer; meanwhile the caller hears the
         room's music. The others stop ringing (CANCEL; one that answers anyway gets a BYE).
+        A target is a SIP URI and where to send it, or a page's `BrowserPhone`.
 
         The call's leg must be free (`Calls.release_media`). Returns the index of the target
-        that answered and its call. `on_failed(index, error)` reports each target that
-        refused or rang out while the call was still to be had. Raises CallFailed when no
-        target answers (the caller's call goes on, back with whoever called this) or when the
-        caller hangs up while it rings (487). `on_end` says who ended the joined call.
+        that answered and its call; `connection(call)` is the joined call's handle (hold,
+        mute, digits, consult, transfer). `on_failed(index, error)` reports each target that
+        refused or rang out while the call was still to be had. `groups[i]` names the party
+        behind target i (an agent's page and desk phone): a decline (603, 600) by one of
+        them stops the others ringing. Raises CallFailed when no target answers (the
+        caller's call goes on, back with whoever called this) or when the caller hangs up
+        while it rings (487). `on_end` says who ended the joined call.
         """
         if self.calls.get(call.dialog_id) is None:
             raise CallFailed(487, "Request Terminated")  # the caller left before we began
@@ -220,16 +252,10 @@ class Bridges:
 
         def caller_left() -> None:
             ring.caller_gone = True
-            ring.cancel_all(self.outbound)
+            ring.cancel_all(self._stop)
             if previous_on_end is not None:
                 previous_on_end()
 
-        def callee_left() -> None:
-            if not ring.ended:
-                ring.ended_by = "callee"
-                self.calls.hang_up(call.dialog_id)
-
-        ring.on_winner_end = callee_left
         call.on_end = caller_left
         try:
             callee = await self._ring_first(
@@ -240,6 +266,7 @@ class Bridges:
                 ring_timeout=ring_timeout,
                 on_failed=on_failed,
                 on_hold=lambda held: _set_mode(room, call.leg, held),
+                groups=groups,
             )
         except BaseException:
             self.clock.remove(room)
@@ -247,25 +274,108 @@ class Bridges:
             if not ring.caller_gone:
                 call.on_end = previous_on_end
             raise
+        connection = Connection(
+            call=call,
+            room=room,
+            callee=callee,
+            clock=self.clock,
+            hang_up_callee=self.hang_up_callee,
+            hang_up_caller=lambda c: self.calls.hang_up(c.dialog_id),
+            on_end=on_end,
+            previous_on_end=previous_on_end,
+        )
+        self._connections[call] = connection
 
-        def ended() -> None:
-            ring.ended = True
-            self.clock.remove(room)
-            for leg in room.legs:
-                room.remove(leg)
-            if callee.call is not None:
-                self.calls.hang_up(callee.call.dialog_id)
-            if previous_on_end is not None:
-                previous_on_end()
+        def forget(by: EndedBy) -> None:
+            self._connections.pop(call, None)
             if on_end is not None:
-                on_end(ring.ended_by)
+                on_end(by)
 
-        call.on_end = ended
-        call.on_hold = lambda held: _set_mode(room, callee.leg, held)
+        connection.on_end = forget
+        ring.on_winner_end = lambda: connection.callee_left(callee)
+        call.on_end = connection.caller_left
+
+        def caller_holds(held: bool) -> None:
+            connection.caller_holds = held
+            connection.apply_modes()
+
+        call.on_hold = caller_holds
+        if callee.call is not None:
+
+            def callee_holds(held: bool) -> None:
+                connection.callee_holds = held
+                connection.apply_modes()
+
+            callee.call.on_hold = callee_holds
         room.add(callee.leg)
         room.set_mode(call.leg, Mode.FULL)
-        log.info("call %s connected to %s", call.dialog_id.call_id, targets[ring.winner][0])
+        if started is not None:
+            started(connection)
+        log.info("call %s connected to %s", call.dialog_id.call_id, _describe(targets[ring.winner]))
         return ring.winner, callee
+
+    def connection(self, call: Call) -> Connection | None:
+        """The live connection of a call joined by `connect_answered` (None once it ended or
+        was detached)."""
+        connection = self._connections.get(call)
+        if connection is None or connection.ended or connection.detached:
+            return None
+        return connection
+
+    def detach(self, connection: Connection) -> Call:
+        """Blind transfer: the callee is hung up and the caller's call is free again."""
+        self._connections.pop(connection.call, None)
+        return connection.detach()
+
+    async def consult(
+        self,
+        connection: Connection,
+        targets: Sequence[Target],
+        *,
+        label: str,
+        caller_id: str,
+        caller_name: str | None = None,
+        ring_timeout: float | None = None,
+    ) -> Callee:
+        """Warm transfer, first half: the caller hears music while `targets` ring; the first
+        to answer talks with the callee (the agent) in a room of their own. Raises
+        CallFailed when nobody answers (the agent is back with the caller)."""
+        consult = connection.begin_consult(label)
+        ring = _RingAll()
+        consult.cancel = lambda: _give_up(ring, self._stop)
+        if connection.on_consult is not None:
+            connection.on_consult("ringing")
+        try:
+            callee = await self._ring_first(
+                ring,
+                targets,
+                caller_id=caller_id,
+                caller_name=caller_name,
+                ring_timeout=ring_timeout,
+                on_failed=None,
+            )
+        except CallFailed:
+            connection.consult_failed(consult)
+            raise
+        except BaseException:
+            connection.consult_failed(consult)
+            raise
+        ring.on_winner_end = lambda: _third_party_left(connection, consult, callee)
+        connection.consult_answered(consult, callee)
+        return callee
+
+    def hang_up_callee(self, callee: Callee) -> None:
+        """End a rung party's call whatever it is: BYE or CANCEL for SIP, the page's end."""
+        if isinstance(callee, BrowserCall):
+            callee.phone.cancel(callee)
+        else:
+            self.outbound.hang_up_now(callee)
+
+    def _stop(self, callee: Callee) -> None:
+        if isinstance(callee, BrowserCall):
+            callee.phone.cancel(callee)
+        else:
+            self.outbound.cancel(callee)
 
     async def originate(
         self,
@@ -292,12 +402,13 @@ class Bridges:
             on_failed=on_failed,
             media=media,
         )
+        assert isinstance(callee, OutboundCall)  # SIP targets only
         return ring.winner, callee
 
     async def _ring_first(
         self,
         ring: _RingAll,
-        targets: Sequence[tuple[SipUri, Peer]],
+        targets: Sequence[Target],
         *,
         caller_id: str,
         caller_name: str | None,
@@ -305,28 +416,46 @@ class Bridges:
         on_failed: Callable[[int, CallFailed], None] | None,
         on_hold: Callable[[bool], None] | None = None,
         media: Callable[[RtpLeg], Tickable] | None = None,
-    ) -> OutboundCall:
+        groups: Sequence[int] | None = None,
+    ) -> Callee:
         """Ring-all: the first target to answer wins (`ring.winner`); see connect_answered."""
         if not targets:
             raise ValueError("no target to ring")
+        if groups is not None and len(groups) != len(targets):
+            raise ValueError("one group per target")
 
         def give_up() -> None:
-            ring.timed_out = True
-            ring.cancel_all(self.outbound)
+            _give_up(ring, self._stop)
 
         def callee_ended(index: int) -> None:
             if index == ring.winner and ring.on_winner_end is not None:
                 ring.on_winner_end()
 
-        async def dial(index: int, target: SipUri, destination: Peer) -> OutboundCall:
-            def started(placed: OutboundCall) -> None:
+        def declined(index: int) -> None:
+            # One party's refusal is its answer on every device it has.
+            if groups is None:
+                return
+            for other, placed in list(ring.placed.items()):
+                if other != index and groups[other] == groups[index]:
+                    self._stop(placed)
+
+        async def dial(index: int, target: Target) -> Callee:
+            def started(placed: Callee) -> None:
                 ring.placed[index] = placed
                 if ring.caller_gone or ring.timed_out or ring.winner >= 0:
-                    self.outbound.cancel(placed)
+                    self._stop(placed)
 
+            if isinstance(target, BrowserPhone):
+                return await target.ring(
+                    caller_id=caller_id,
+                    caller_name=caller_name,
+                    on_end=lambda: callee_ended(index),
+                    started=started,
+                )
+            uri, destination = target
             try:
                 return await self.outbound.dial(
-                    target,
+                    uri,
                     destination=destination,
                     caller=caller_id,
                     caller_name=caller_name,
@@ -336,19 +465,19 @@ class Bridges:
                     started=started,
                 )
             except OSError as exc:
-                log.warning("no free RTP port to call %s", target)
+                log.warning("no free RTP port to call %s", uri)
                 raise CallFailed(503, "No media ports") from exc
 
         timer = asyncio.get_running_loop().call_later(
             ring_timeout if ring_timeout is not None else self.ring_timeout, give_up
         )
         tasks = {
-            asyncio.ensure_future(dial(index, uri, peer)): index
-            for index, (uri, peer) in enumerate(targets)
+            asyncio.ensure_future(dial(index, target)): index
+            for index, target in enumerate(targets)
         }
         waiting = set(tasks)
         failure: CallFailed | None = None
-        winner: OutboundCall | None = None
+        winner: Callee | None = None
         try:
             while waiting and winner is None:
                 done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
@@ -364,11 +493,13 @@ class Bridges:
                                 on_failed(index, error)
                         elif winner is None and not ring.caller_gone:
                             winner, ring.winner = answered, index
-                            ring.cancel_all(self.outbound, keep=index)
+                            ring.cancel_all(self._stop, keep=index)
                         else:  # a second answer (or one after the caller left): not wanted
-                            self.outbound.hang_up_now(answered)
+                            self.hang_up_callee(answered)
                     elif isinstance(error, CallFailed):
                         failure = error if failure is None else failure
+                        if error.status in DECLINES:
+                            declined(index)
                         if winner is None and not ring.caller_gone and on_failed is not None:
                             on_failed(index, error)
                     else:
@@ -383,18 +514,18 @@ class Bridges:
             task.add_done_callback(self._unwanted)
         if ring.caller_gone:
             if winner is not None:
-                self.outbound.hang_up_now(winner)
+                self.hang_up_callee(winner)
             raise CallFailed(487, "Request Terminated")
         if winner is None:
             assert failure is not None
             raise failure
         return winner
 
-    def _unwanted(self, task: asyncio.Future[OutboundCall]) -> None:
+    def _unwanted(self, task: asyncio.Future[Callee]) -> None:
         if task.cancelled():
             return
         if task.exception() is None:
-            self.outbound.hang_up_now(task.result())
+            self.hang_up_callee(task.result())
 
     def _held(
         self, bridge: Bridge, *, caller_holds: bool | None = None, callee_holds: bool | None = None

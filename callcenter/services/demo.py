@@ -1,11 +1,12 @@
-"""The demo that `make run` starts with: agents and a supervisor with SIP passwords, customers.
+"""The demo that `make run` starts with: agents, a supervisor, QA and an admin, customers.
 
 Owns the demo's people and how to seed them idempotently: a user that exists is left alone (its
-password is not reset), a customer whose first number already belongs to a customer of the same
-name is left alone, so a second run changes nothing and says so. The agents match the demo
-queues in `ivr/queues.yaml`; the numbers are in Ofcom's ranges for drama (01632 960xxx,
-07700 900xxx), which never reach a real person, written with +44 so that any default region
-reads them. Must not know: the CLI, settings.
+passwords are not reset), a customer whose first number already belongs to a customer of the
+same name is left alone, so a second run changes nothing and says so. One exception: a demo
+user seeded before users had web passwords, recognised by its demo SIP password, is given its
+web password. The agents match the demo queues in `ivr/queues.yaml`; the numbers are in Ofcom's
+ranges for drama (01632 960xxx, 07700 900xxx), which never reach a real person, written with +44
+so that any default region reads them. Must not know: the CLI, settings.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..db.models import User
+from ..sip.digest import compute_ha1
+from .accounts import AccountService
 from .customers import CustomerService, normalize_number
 from .subscribers import add_user
 
@@ -25,6 +28,7 @@ from .subscribers import add_user
 class DemoUser:
     username: str
     role: str
+    # Both the SIP password and the web password: one thing to remember in a demo.
     sip_password: str
     display_name: str
 
@@ -50,6 +54,8 @@ DEMO_USERS: Final = (
         sip_password="demo-sam-1",
         display_name="Sam Supervisor",
     ),
+    DemoUser(username="quinn", role="qa", sip_password="demo-quinn-1", display_name="Quinn QA"),
+    DemoUser(username="ada", role="admin", sip_password="demo-ada-1", display_name="Ada Admin"),
 )
 
 DEMO_CUSTOMERS: Final = (
@@ -104,24 +110,41 @@ class DemoSeeded:
     users_existing: tuple[str, ...]
     customers_created: tuple[str, ...]
     customers_existing: tuple[str, ...]
+    # Existing demo users that had no web password and got one now (an older demo database).
+    web_passwords_set: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
-        return bool(self.users_created or self.customers_created)
+        return bool(self.users_created or self.customers_created or self.web_passwords_set)
 
 
 async def seed_demo(
-    sessions: async_sessionmaker[AsyncSession], *, realm: str, default_region: str
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    realm: str,
+    default_region: str,
+    accounts: AccountService | None = None,
 ) -> DemoSeeded:
-    """Create the demo users (SIP passwords under `realm`) and customers that are missing."""
+    """Create the demo users (SIP passwords under `realm`, web passwords through `accounts`)
+    and customers that are missing."""
+    accounts = accounts if accounts is not None else AccountService(sessions)
     users_created: list[str] = []
     users_existing: list[str] = []
+    needs_web_password: list[DemoUser] = []
+    web_passwords_set: list[str] = []
     async with sessions.begin() as session:
         for user in DEMO_USERS:
-            found = await session.scalar(select(User.id).where(User.username == user.username))
+            found = await session.scalar(select(User).where(User.username == user.username))
             if found is not None:
                 users_existing.append(user.username)
+                # Only the demo's own user (its SIP password is still the demo's): a user of
+                # that name made by an operator must not get a password printed in README.md.
+                demo_ha1 = compute_ha1(user.username, realm, user.sip_password, "MD5")
+                if found.password_hash is None and found.sip_ha1_md5 == demo_ha1:
+                    needs_web_password.append(user)
+                    web_passwords_set.append(user.username)
                 continue
+            needs_web_password.append(user)
             await add_user(
                 session,
                 username=user.username,
@@ -131,6 +154,9 @@ async def seed_demo(
                 display_name=user.display_name,
             )
             users_created.append(user.username)
+    # After the users' transaction: set_password opens its own.
+    for user in needs_web_password:
+        await accounts.set_password(user.username, user.sip_password)
 
     service = CustomerService(sessions, default_region=default_region)
     customers_created: list[str] = []
@@ -155,4 +181,5 @@ async def seed_demo(
         users_existing=tuple(users_existing),
         customers_created=tuple(customers_created),
         customers_existing=tuple(customers_existing),
+        web_passwords_set=tuple(web_passwords_set),
     )

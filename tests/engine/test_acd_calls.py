@@ -23,6 +23,7 @@ import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter.db.session import create_sessionmaker
+from callcenter.engine.browser import BrowserPhones
 from callcenter.engine.sip_endpoint import SipEndpoint
 from callcenter.engine.trunks import Trunk, Trunks
 from callcenter.media import decode_wav, dominant_frequency, rms_dbfs
@@ -140,7 +141,11 @@ def kinds(timeline: list[dict[str, Any]]) -> list[str]:
 
 @contextlib.asynccontextmanager
 async def open_center(
-    database: AsyncEngine, tmp_path: Path, *, outbound_port: int | None = None
+    database: AsyncEngine,
+    tmp_path: Path,
+    *,
+    outbound_port: int | None = None,
+    phones: BrowserPhones | None = None,
 ) -> AsyncIterator[Center]:
     flows = tmp_path / "flows"
     flows.mkdir(exist_ok=True)
@@ -186,6 +191,7 @@ async def open_center(
         callbacks=callbacks,
         voicemail=voicemail,
         tick_interval=0.05,
+        phones=phones,
     )
     ivr = IvrApplication(
         endpoint.calls,

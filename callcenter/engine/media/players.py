@@ -14,18 +14,18 @@ from collections.abc import Callable
 
 from ...media import SILENCE, ToneGenerator
 from .errors import LegBusy
-from .leg import RtpLeg
+from .legs import Leg
 from .prompts import LoopingSource, Prompt, PromptSource
 
 
-def claim(leg: RtpLeg, owner: object) -> None:
+def claim(leg: Leg, owner: object) -> None:
     """Make `owner` the leg's only player or room."""
     if leg.owner is not None and leg.owner is not owner:
         raise LegBusy(f"{leg!r} already belongs to {leg.owner!r}")
     leg.owner = owner
 
 
-def release(leg: RtpLeg, owner: object) -> None:
+def release(leg: Leg, owner: object) -> None:
     if leg.owner is owner:
         leg.owner = None
 
@@ -36,7 +36,7 @@ class Echo:
 
     __slots__ = ("leg",)
 
-    def __init__(self, leg: RtpLeg) -> None:
+    def __init__(self, leg: Leg) -> None:
         claim(leg, self)
         self.leg = leg
 
@@ -59,7 +59,7 @@ class TonePlayer:
 
     def __init__(
         self,
-        leg: RtpLeg,
+        leg: Leg,
         frequencies: tuple[float, ...] = (1000.0,),
         level_dbfs: float = -10.0,
     ) -> None:
@@ -90,7 +90,7 @@ class PromptPlayer:
     __slots__ = ("leg", "source")
 
     def __init__(
-        self, leg: RtpLeg, prompt: Prompt, *, on_done: Callable[[], None] | None = None
+        self, leg: Leg, prompt: Prompt, *, on_done: Callable[[], None] | None = None
     ) -> None:
         claim(leg, self)
         self.leg = leg
@@ -122,7 +122,7 @@ class MusicPlayer:
 
     __slots__ = ("leg", "source")
 
-    def __init__(self, leg: RtpLeg, music: Prompt | LoopingSource) -> None:
+    def __init__(self, leg: Leg, music: Prompt | LoopingSource) -> None:
         claim(leg, self)
         self.leg = leg
         self.source = music.loop() if isinstance(music, Prompt) else music
@@ -138,11 +138,11 @@ class MusicPlayer:
         return f"<MusicPlayer {self.source.prompt.name} {self.leg!r}>"
 
 
-def music_extension(music: Prompt) -> Callable[[RtpLeg], MusicPlayer]:
+def music_extension(music: Prompt) -> Callable[[Leg], MusicPlayer]:
     """The `music` extension for `calls.EXTENSIONS`: each call gets a `MusicPlayer` with its
     own loop over `music` (load it first: `await prompts.load_music(path)`)."""
 
-    def make(leg: RtpLeg) -> MusicPlayer:
+    def make(leg: Leg) -> MusicPlayer:
         return MusicPlayer(leg, music)
 
     return make

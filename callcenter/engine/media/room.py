@@ -1,5 +1,8 @@
 """A room: the mix-minus bridge of several legs, one tick at a time, on the media clock.
 
+A leg is anything that satisfies `legs.Leg`: an `RtpLeg`, a `BrowserLeg` (an agent page),
+in any mixture.
+
 Owns the membership (which legs, each one's mode and caller flag, whisper targets), reading
 one frame from every leg per tick, handing them to `media.RoomMixer` and writing each leg
 its mix. The mixer is rebuilt only when membership or a mode changes. Must not know calls,
@@ -8,13 +11,14 @@ agents, queues or recording storage: the recorder is a callback given the stereo
 Hold: a leg in `Mode.HOLD` hears `music` (a ToneGenerator or any object with
 `next_frame()`), or silence when the room has none.
 
-Forwarding: a room of exactly two legs, both `Mode.FULL`, without `on_recording`, whose
+Forwarding: a room of exactly two `RtpLeg`s, both `Mode.FULL`, without `on_recording`, whose
 legs negotiated the same codec, does not mix: the legs forward each other's packets as they
 arrive (`leg.forward_pair`: renumbered with the sending leg's SSRC, sequence numbers and
 timestamps, no jitter buffer, no decoding), and the tick only renews that link. Any change
 (a third leg, a mode, recording, a re-negotiation to another codec, digits sent on a leg)
 goes back to mixing at once, and a later tick goes back to forwarding when it may, the
-receivers seeing one continuous stream throughout. `Room(forward=False)` always mixes.
+receivers seeing one continuous stream throughout. `Room(forward=False)` always mixes, and
+so does a room with any other kind of leg (a browser leg has no packets to forward).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from numpy.typing import NDArray
 
 from ...media import SILENCE, Frame, Mode, Participant, RoomMixer
 from .leg import RtpLeg, forward_pair, unlink_pair
+from .legs import Leg
 from .players import claim, release
 
 RecordingSink = Callable[[NDArray[np.int16]], None]
@@ -52,16 +57,16 @@ class Room:
     )
 
     def __init__(self, *, forward: bool = True) -> None:
-        self._participants: dict[RtpLeg, Participant[RtpLeg]] = {}
-        self._legs: tuple[RtpLeg, ...] = ()
-        self._mixer: RoomMixer[RtpLeg] | None = None
-        self._inputs: dict[RtpLeg, Frame | None] = {}
+        self._participants: dict[Leg, Participant[Leg]] = {}
+        self._legs: tuple[Leg, ...] = ()
+        self._mixer: RoomMixer[Leg] | None = None
+        self._inputs: dict[Leg, Frame | None] = {}
         self.music: FrameSource | None = None
         self._on_recording: RecordingSink | None = None
         self._forward = forward
         self._pair: tuple[RtpLeg, RtpLeg] | None = None
-        """The two legs when the membership allows forwarding (the codecs are checked
-        by `forward_pair` on every tick)."""
+        """The two legs when the membership allows forwarding: both RTP (the codecs are
+        checked by `forward_pair` on every tick)."""
 
     @property
     def on_recording(self) -> RecordingSink | None:
@@ -75,11 +80,11 @@ class Room:
 
     def add(
         self,
-        leg: RtpLeg,
+        leg: Leg,
         *,
         mode: Mode = Mode.FULL,
         is_caller: bool = False,
-        whisper_to: RtpLeg | None = None,
+        whisper_to: Leg | None = None,
     ) -> None:
         """Add a leg, or change the mode of one already in the room."""
         participant = Participant(leg, mode=mode, is_caller=is_caller, whisper_to=whisper_to)
@@ -87,18 +92,18 @@ class Room:
         self._participants[leg] = participant
         self._rebuild()
 
-    def set_mode(self, leg: RtpLeg, mode: Mode, *, whisper_to: RtpLeg | None = None) -> None:
+    def set_mode(self, leg: Leg, mode: Mode, *, whisper_to: Leg | None = None) -> None:
         old = self._participants[leg]
         self.add(leg, mode=mode, is_caller=old.is_caller, whisper_to=whisper_to)
 
-    def remove(self, leg: RtpLeg) -> None:
+    def remove(self, leg: Leg) -> None:
         """Take a leg out (no error if it is not in the room); it is free for another owner."""
         if self._participants.pop(leg, None) is not None:
             release(leg, self)
             self._rebuild()
 
     @property
-    def legs(self) -> tuple[RtpLeg, ...]:
+    def legs(self) -> tuple[Leg, ...]:
         return self._legs
 
     def __len__(self) -> int:
@@ -125,7 +130,9 @@ class Room:
             and self._on_recording is None
             and all(p.mode is Mode.FULL for p in self._participants.values())
         ):
-            pair = (self._legs[0], self._legs[1])
+            a, b = self._legs
+            if isinstance(a, RtpLeg) and isinstance(b, RtpLeg):
+                pair = (a, b)
         old = self._pair
         self._pair = pair
         if old is not None and old != pair:

@@ -29,8 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from callcenter.engine.bridge import Bridges, EndedBy
+from callcenter.engine.bridge import DECLINES as ENGINE_DECLINES
+from callcenter.engine.bridge import Bridges, Target
+from callcenter.engine.browser import BrowserCall, BrowserPhones
 from callcenter.engine.calls import Call, Calls
+from callcenter.engine.connection import EndedBy
 from callcenter.engine.media import Prompt, load_music
 from callcenter.engine.outbound import CallFailed
 from callcenter.engine.registration import Registrations
@@ -61,6 +64,7 @@ from .inputs import (
     RingTimeout,
     Tick,
 )
+from .observer import AcdObserver, NoObserver
 from .queue import QueueTarget, RoutingError, VoicemailTarget
 from .routing import (
     AnnouncementDue,
@@ -128,6 +132,7 @@ class _Talking:
     agent: str
     call_id: str
     ended: bool = False
+    handed_off: bool = False  # a warm transfer to a number: no agent is on the call now
 
 
 class AcdService:
@@ -151,8 +156,13 @@ class AcdService:
         clock: Callable[[], float] = time.time,
         tick_interval: float = 0.2,
         login_on_register: bool = False,
+        phones: BrowserPhones | None = None,
+        observer: AcdObserver | None = None,
     ) -> None:
         self.config = config
+        # Agents' web pages: rung next to their SIP phones, present while a socket is open.
+        self.phones = phones
+        self.observer: AcdObserver = observer or NoObserver()
         # Agents with only a desk phone (no web page yet) log in by registering it.
         self.login_on_register = login_on_register
         self._was_registered: dict[str, bool] = {}
@@ -172,11 +182,13 @@ class AcdService:
         self.router = Router(config.queues.values())
         self.agents: dict[str, Agent] = {}
         for name, agent in config.agents.items():
-            self.router.set_agent(name, agent.skills)
+            # `agent:<name>` lets a transfer wait for one agent in any queue it serves.
+            self.router.set_agent(name, {**agent.skills, f"agent:{name}": 1})
             self.agents[name] = Agent(name, wrap_up_seconds=agent.wrap_up_seconds)
         self.waiters: dict[str, Waiter] = {}
         self.pending_callbacks: dict[str, PendingCallback] = {}
         self.talking: dict[str, _Talking] = {}  # by agent
+        self.consulting: dict[str, str] = {}  # an agent rung for a consultation -> call id
         self.agent_events: list[AgentEvent] = []  # the latest, bounded (for the dashboard)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop_task: asyncio.Task[None] | None = None
@@ -308,6 +320,7 @@ class AcdService:
             skills=skills,
         )
         self.waiters[call_id] = waiter
+        self.observer.call_queued(waiter)
         session.release_media()
         self._hold(waiter)
         previous = call.on_end
@@ -371,6 +384,7 @@ class AcdService:
         ringing = self.router.remove(waiter.call_id)
         now = self.clock()
         for agent in ringing:
+            self.observer.offer_ended(agent, waiter.call_id, "caller-left")
             self._handle(agent, CallerHangup(call_id=waiter.call_id), now)
         if self.call_log is not None:
             self.call_log.ended(waiter.call_id, by="caller", disposition="abandoned")
@@ -400,10 +414,10 @@ class AcdService:
             (decision.agent_id,) if isinstance(decision, CallOfferedToAgent) else decision.agent_ids
         )
         log_id = self._log_id(call_id)
-        targets: list[tuple[str, SipUri, Peer]] = []
+        targets: list[tuple[str, Target]] = []
         for name in names:
-            target = self._phone_of(name)
-            if target is None:
+            reachable = self._targets_of(name)
+            if not reachable:
                 # No registered phone (the reconcile had not seen it go yet): offline, not
                 # 'missed'; the call goes to someone else.
                 self._handle(name, NetworkLoss(), now)
@@ -418,8 +432,8 @@ class AcdService:
                 self.router.offer_failed(call_id, name, now)
                 self._after(name, (), now)
                 continue
-            targets.append((name, *target))
-        offered = [name for name, _, _ in targets]
+            targets.extend((name, target) for target in reachable)
+        offered = list(dict.fromkeys(name for name, _ in targets))
         callback = self.pending_callbacks.get(call_id)
         if callback is not None and self.call_log is not None:
             record = callback.stored.record
@@ -456,13 +470,21 @@ class AcdService:
             ", ".join(f"{c.agent_id}={c.score:g}" for c in decision.candidates),
         )
         if callback is not None:
-            callback.dialling = self._spawn(self._dial_callback(callback, decision, targets))
+            sip = [(name, t) for name, t in targets if isinstance(t, tuple)]
+            if not sip:  # a callback rings desk phones only (pages: see _dial_callback)
+                for name in offered:
+                    self._offer_failed(call_id, name, CallFailed(480, "No phone"), now)
+                self._release_callback_offer(callback)
+                return
+            callback.dialling = self._spawn(self._dial_callback(callback, decision, sip))
             return
         waiter = self.waiters.get(call_id)
         if waiter is None or waiter.gone:  # gone in the meantime: withdraw the offer
             for name in self.router.remove(call_id):
                 self._handle(name, OfferWithdrawal(call_id=call_id), now)
             return
+        for name in offered:
+            self.observer.call_offered(name, waiter, decision.ring_timeout_seconds)
         waiter.ringing = self._spawn(self._ring(waiter, decision, targets))
 
     def _abandon_offer(self, call_id: str, now: float) -> None:
@@ -517,10 +539,12 @@ class AcdService:
         return binding.contact_uri, Peer(source.transport.upper(), source.host, source.port)
 
     async def _ring(
-        self, waiter: Waiter, decision: Offered, targets: list[tuple[str, SipUri, Peer]]
+        self, waiter: Waiter, decision: Offered, targets: list[tuple[str, Target]]
     ) -> None:
         call_id = waiter.call_id
-        names = [name for name, _, _ in targets]
+        names = [name for name, _ in targets]
+        agents = list(dict.fromkeys(names))
+        ringing = {name: names.count(name) for name in agents}
         if waiter.gone or self.calls.get(waiter.call.dialog_id) is None:
             self._abandon_offer(call_id, self.clock())  # left before the phones rang
             return
@@ -532,12 +556,19 @@ class AcdService:
         talking = _Talking(agent="", call_id=call_id)
 
         def failed(index: int, error: CallFailed) -> None:
-            self._offer_failed(call_id, names[index], error, self.clock())
+            # An agent with a page and a desk phone missed the call when both stopped
+            # ringing, or said no on either.
+            name = names[index]
+            ringing[name] -= 1
+            if ringing[name] == 0 or error.status in ENGINE_DECLINES:
+                ringing[name] = 0
+                self._offer_failed(call_id, name, error, self.clock())
 
         try:
             index, callee = await self.bridges.connect_answered(
                 waiter.call,
-                [(uri, peer) for _, uri, peer in targets],
+                [target for _, target in targets],
+                groups=[agents.index(name) for name in names],
                 caller_id=waiter.caller.e164 or "anonymous",
                 caller_name=caller_name or waiter.caller.display_name,
                 ring_timeout=decision.ring_timeout_seconds,
@@ -559,7 +590,7 @@ class AcdService:
             self._route()
             return
         except Exception:
-            log.exception("call %s: ringing %s failed", call_id, ", ".join(names))
+            log.exception("call %s: ringing %s failed", call_id, ", ".join(agents))
             self._abandon_offer(call_id, self.clock())
             return
         agent = names[index]
@@ -569,8 +600,7 @@ class AcdService:
         except RoutingError:
             # The offer was withdrawn while the answer was on its way (the caller left).
             log.info("call %s: %s answered an offer already withdrawn", call_id, agent)
-            if callee.call is not None:
-                self.calls.hang_up(callee.call.dialog_id)
+            self.bridges.hang_up_callee(callee)
             return
         waiter.agent = talking.agent = agent
         self.talking[agent] = talking
@@ -579,10 +609,16 @@ class AcdService:
             self._log_holds(call_id, callee.call, "agent")
         self._handle(agent, Answer(call_id=call_id), now)
         for other in accepted.released:
+            self.observer.offer_ended(other, call_id, "answered-elsewhere")
             self._handle(other, OfferWithdrawal(call_id=call_id), now)
+        on_page = isinstance(callee, BrowserCall)
         if self.call_log is not None:
             self.call_log.answered(call_id, agent)
             self.call_log.update(call_id, queue=waiter.queue)
+            self.call_log.event(
+                call_id, "answered-on", agent=agent, on="page" if on_page else "phone"
+            )
+        self.observer.call_answered(agent, waiter, "page" if on_page else "phone")
         log.info(
             "call %s answered by %s after %.1f s in %s",
             call_id,
@@ -609,6 +645,7 @@ class AcdService:
         if not self.router.is_offered(call_id) or agent not in self.router.ringing_on(call_id):
             return
         declined = error.status in DECLINED
+        self.observer.offer_ended(agent, call_id, "rejected" if declined else "no-answer")
         self.router.offer_failed(call_id, agent, now)
         event: AgentInput = (
             AgentHangup(call_id=call_id) if declined else RingTimeout(call_id=call_id)
@@ -628,15 +665,21 @@ class AcdService:
             return
         talking.ended = True
         agent = talking.agent
+        who = "agent" if by == "callee" else "caller"
+        if talking.handed_off:
+            self._end_record(
+                waiter.call_id, "caller" if who == "caller" else "system", "transferred"
+            )
+            return
         if self.talking.get(agent) is talking:
             del self.talking[agent]
-        who = "agent" if by == "callee" else "caller"
         event: AgentInput = (
             AgentHangup(call_id=waiter.call_id)
             if who == "agent"
             else CallerHangup(call_id=waiter.call_id)
         )
         self._handle(agent, event, self.clock())
+        self.observer.call_ended(agent, waiter.call_id, who)
         if self.call_log is not None:
             self.call_log.ended(waiter.call_id, by=who, disposition="answered")
         log.info("call %s with %s ended by the %s", waiter.call_id, agent, who)
@@ -650,9 +693,11 @@ class AcdService:
         return events
 
     def _after(self, name: str, events: Iterable[AgentEvent], now: float) -> None:
+        changed = False
         for event in events:
             log.info("agent %s: %s", name, event)
             self.agent_events.append(event)
+            changed = True
         if len(self.agent_events) > 1000:
             del self.agent_events[:500]
         agent = self.agents[name]
@@ -663,9 +708,28 @@ class AcdService:
             # Reserved keeps its idle time: an offer withdrawn (another agent won a ring-all,
             # the caller left) must not send the agent to the back of longest-idle.
             self.router.agent_unavailable(name)
+        if changed:
+            self.observer.agent_changed(name)
 
     def _registered(self, name: str) -> bool:
+        """A phone registered or the agent's page open: the agent can be reached."""
+        if self.phones is not None:
+            phone = self.phones.get(name)
+            if phone is not None and phone.present():
+                return True
         return self.registrations is not None and bool(self.registrations.contacts_of_user(name))
+
+    def _targets_of(self, agent: str) -> list[Target]:
+        """Where an offer rings: the agent's page (when open) and newest registered phone."""
+        targets: list[Target] = []
+        if self.phones is not None:
+            phone = self.phones.get(agent)
+            if phone is not None and phone.present() and not phone.busy:
+                targets.append(phone)
+        sip = self._phone_of(agent)
+        if sip is not None:
+            targets.append(sip)
+        return targets
 
     def _reconcile(self, now: float) -> None:
         """Every agent's state against the engine's truth: the never-stuck guarantee."""
@@ -675,7 +739,10 @@ class AcdService:
             ringing = frozenset(
                 call_id
                 for call_id in (agent.call_id,)
-                if call_id is not None and name in self.router.ringing_on(call_id)
+                if call_id is not None
+                and (
+                    name in self.router.ringing_on(call_id) or self.consulting.get(name) == call_id
+                )
             )
             registered = self._registered(name)
             events = agent.reconcile(real, registered, now, ringing=ringing)
@@ -943,14 +1010,16 @@ class AcdService:
         self,
         callback: PendingCallback,
         decision: Offered,
-        targets: list[tuple[str, SipUri, Peer]],
+        targets: list[tuple[str, tuple[SipUri, Peer]]],
     ) -> None:
-        """The callback's turn: ring the agent(s) first, then the customer from that call."""
+        """The callback's turn: ring the agent(s) first, then the customer from that call.
+        Desk phones only: the agent's call is the "caller" of the bridge to the customer,
+        and a page's call has no SIP dialog to play that part (yet)."""
         assert self.callbacks is not None and self.music is not None
         call_id = callback.call_id
         log_id = self._log_id(call_id)
         record = callback.stored.record
-        names = [name for name, _, _ in targets]
+        names = [name for name, _ in targets]
         music = self.music
         agent_left = asyncio.get_running_loop().create_future()
 
@@ -959,7 +1028,7 @@ class AcdService:
 
         try:
             index, agent_call = await self.bridges.originate(
-                [(uri, peer) for _, uri, peer in targets],
+                [target for _, target in targets],
                 caller_id="callback",
                 caller_name=f"Callback {record.number}",
                 ring_timeout=decision.ring_timeout_seconds,

@@ -148,7 +148,7 @@ def checked_fields(fields: Mapping[str, object]) -> dict[str, object]:
     for name, value in fields.items():
         if name in ("caller", "caller_name", "dialled", "notes"):
             out[name] = _string(name, value, optional=False)
-        elif name in ("queue", "agent"):
+        elif name in ("queue", "agent", "outcome"):
             out[name] = _string(name, value, optional=True)
         elif name == "customer_id":
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
@@ -159,7 +159,7 @@ def checked_fields(fields: Mapping[str, object]) -> dict[str, object]:
         else:
             raise ValueError(
                 f"unknown call record field {name!r}: one of caller, caller_name, dialled, "
-                "customer_id, queue, agent, queued_at, answered_at, notes"
+                "customer_id, queue, agent, queued_at, answered_at, notes, outcome"
             )
     return out
 
@@ -194,6 +194,7 @@ class CallRecordView:
     disposition: str
     timeline: tuple[Mapping[str, object], ...]
     notes: str
+    outcome: str | None = None
 
     @classmethod
     def from_row(cls, row: CallRecord) -> CallRecordView:
@@ -215,6 +216,7 @@ class CallRecordView:
             disposition=row.disposition,
             timeline=_frozen_timeline(row.timeline),
             notes=row.notes,
+            outcome=row.outcome,
         )
 
 
@@ -240,6 +242,7 @@ class OpenCall:
     ended_by: str | None = None
     disposition: str = "in-progress"
     notes: str = ""
+    outcome: str | None = None
     # Entries are never changed once appended, so the writer's shallow copy is a snapshot.
     events: list[dict[str, object]] = field(default_factory=list)
     not_stored: int = 0
@@ -315,6 +318,7 @@ class OpenCall:
             "disposition": self.disposition,
             "timeline": self.timeline(),
             "notes": self.notes,
+            "outcome": self.outcome,
         }
 
     def view(self) -> CallRecordView:
@@ -336,4 +340,5 @@ class OpenCall:
             disposition=self.disposition,
             timeline=_frozen_timeline(self.timeline()),
             notes=self.notes,
+            outcome=self.outcome,
         )

@@ -232,6 +232,26 @@ class CallLog:
         call = self._calls.get(cut(call_id, "call_id"))
         return None if call is None or call.closed else call.view()
 
+    async def amend(self, call_id: str, **fields: object) -> bool:
+        """Set columns after the fact (the agent's wrap-up: outcome, notes, the customer it
+        was about), whether the call is still open, waiting to be written, or written; False
+        when no such call is known. Database errors propagate: the agent must know it was
+        not saved."""
+        fields = checked_fields(fields)
+        if not fields:
+            return True
+        call_id = cut(call_id, "call_id")
+        call = self._calls.get(call_id)
+        if call is not None and not call.broken:
+            call.apply(fields)
+            self._touch(call)
+            return True
+        async with self._lock, self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(CallRecord).where(CallRecord.call_id == call_id).values(**fields)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
     # -- reading back ----------------------------------------------------------------------
 
     async def get(self, call_id: str) -> CallRecordView | None:
@@ -243,7 +263,12 @@ class CallLog:
             return None if row is None else CallRecordView.from_row(row)
 
     async def recent(
-        self, *, limit: int = 50, queue: str | None = None, agent: str | None = None
+        self,
+        *,
+        limit: int = 50,
+        queue: str | None = None,
+        agent: str | None = None,
+        customer_id: int | None = None,
     ) -> list[CallRecordView]:
         """The newest calls first (by arrival), at most min(limit, MAX_RECENT)."""
         if limit < 1:
@@ -253,6 +278,8 @@ class CallLog:
             query = query.where(CallRecord.queue == queue)
         if agent is not None:
             query = query.where(CallRecord.agent == agent)
+        if customer_id is not None:
+            query = query.where(CallRecord.customer_id == customer_id)
         async with self._sessions() as session:
             rows = await session.scalars(query.limit(min(limit, MAX_RECENT)))
             return [CallRecordView.from_row(row) for row in rows]

@@ -1,0 +1,348 @@
+"""What an agent does to its own call from the page or the API: answer, reject, hang up, hold,
+mute, digits, blind transfer (agent, queue or number) and warm transfer (consult, complete,
+cancel).
+
+Owns the rules that tie those requests to the ACD's bookkeeping: who may act on which call
+(only the agent it rings or talks to), the agent states of everyone involved (a transferred
+agent goes to wrap-up, a consulted agent is reserved, then on the call), the call record's
+timeline, and where a transferred caller goes (back to the queue's music, waiting for one
+agent, or out through the trunk). The engine's `Connection` does the media. Must not know HTTP.
+
+Transfer to an agent queues the caller for that agent alone (the router's `agent:<name>`
+skill), in a queue the agent serves, so the caller hears the queue's music and announcements
+until that agent is free, and overflow still applies.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from callcenter.engine.bridge import Target
+from callcenter.engine.browser import BrowserCall
+from callcenter.engine.connection import Connection, ConnectionError_, ConsultState
+from callcenter.engine.outbound import CallFailed
+from callcenter.sip import SipUri
+
+from .agent_state import AgentState
+from .inputs import AgentHangup, Answer, Offer, RingTimeout
+from .queue import RoutingError
+from .runtime import AcdService, Waiter, _Talking
+
+log = logging.getLogger(__name__)
+
+TargetKind = Literal["agent", "queue", "number"]
+MAX_NUMBER_DIGITS = 16
+
+
+class ControlError(Exception):
+    """A request the call's state refuses; `status` is the HTTP status that says so."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferTarget:
+    kind: TargetKind
+    value: str
+
+    def label(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+
+class CallControl:
+    def __init__(self, acd: AcdService) -> None:
+        self.acd = acd
+
+    # --- finding the call -----------------------------------------------------------------
+
+    def _offer(self, agent: str, call_id: str) -> None:
+        state = self.acd.agents.get(agent)
+        if state is None:
+            raise ControlError(403, f"{agent} is not an agent of any queue")
+        if state.state is not AgentState.RESERVED or state.call_id != call_id:
+            raise ControlError(404, "no such call is ringing for you")
+
+    def _talk(self, agent: str, call_id: str) -> tuple[Waiter, _Talking]:
+        talking = self.acd.talking.get(agent)
+        if talking is None or talking.call_id != call_id or talking.ended:
+            raise ControlError(404, "you are not on that call")
+        waiter = self.acd.waiters.get(call_id)
+        if waiter is None:
+            raise ControlError(409, "the call has ended")
+        return waiter, talking
+
+    def _connection(self, agent: str, call_id: str) -> tuple[Waiter, _Talking, Connection]:
+        waiter, talking = self._talk(agent, call_id)
+        connection = self.acd.bridges.connection(waiter.call)
+        if connection is None:
+            raise ControlError(409, "the call has ended")
+        return waiter, talking, connection
+
+    # --- ringing ----------------------------------------------------------------------------
+
+    def answer(self, agent: str, call_id: str) -> None:
+        """Take the ringing call on the page (a desk phone answers by itself)."""
+        self._offer(agent, call_id)
+        phone = self.acd.phones.get(agent) if self.acd.phones is not None else None
+        if phone is None or not phone.answer():
+            raise ControlError(409, "your page is not ringing (answer on your phone)")
+
+    def reject(self, agent: str, call_id: str) -> None:
+        """Refuse the offer on every device: the call goes to the next agent."""
+        self._offer(agent, call_id)
+        phone = self.acd.phones.get(agent) if self.acd.phones is not None else None
+        if phone is None or not phone.decline(603):
+            raise ControlError(409, "your page is not ringing")
+
+    # --- talking ---------------------------------------------------------------------------
+
+    def hang_up(self, agent: str, call_id: str) -> None:
+        _, _, connection = self._connection(agent, call_id)
+        self.acd.bridges.hang_up_callee(connection.callee)
+
+    def hold(self, agent: str, call_id: str, on: bool) -> None:
+        _, _, connection = self._connection(agent, call_id)
+        self._apply(lambda: connection.hold(on))
+        self.acd._event(call_id, "hold" if on else "resume", by="agent", via="page")
+
+    def mute(self, agent: str, call_id: str, on: bool) -> None:
+        _, _, connection = self._connection(agent, call_id)
+        self._apply(lambda: connection.mute(on))
+        self.acd._event(call_id, "mute" if on else "unmute", by="agent")
+
+    def send_digits(self, agent: str, call_id: str, digits: str) -> None:
+        _, _, connection = self._connection(agent, call_id)
+        self._apply(lambda: connection.send_digits(digits))
+
+    def state(self, agent: str, call_id: str) -> tuple[bool, bool, bool]:
+        """(held, muted, consulting) of the agent's call as the engine has it."""
+        _, _, connection = self._connection(agent, call_id)
+        return connection.held, connection.muted, connection.consult is not None
+
+    @staticmethod
+    def _apply(operation: Callable[[], None]) -> None:
+        try:
+            operation()
+        except ConnectionError_ as exc:
+            raise ControlError(409, str(exc)) from exc
+
+    # --- blind transfer --------------------------------------------------------------------
+
+    def transfer(self, agent: str, call_id: str, target: TransferTarget) -> None:
+        """The agent leaves at once; the caller goes to the target (an agent, a queue, a
+        number), hearing music meanwhile."""
+        waiter, talking, connection = self._connection(agent, call_id)
+        acd = self.acd
+        queue = self._check_target(agent, target, waiter)
+        if connection.consult is not None:
+            raise ControlError(409, "finish the consultation first")
+        acd.bridges.detach(connection)
+        self._agent_left(agent, waiter, talking)
+        acd._event(call_id, "transferred", by=agent, to=target.label(), mode="blind")
+        now = acd.clock()
+        if target.kind == "number":
+            acd._leave_queue(waiter)
+            acd._spawn(acd._transfer(call_id, waiter.call, waiter.caller, target.value))
+            return
+        skills = {f"agent:{target.value}": 1} if target.kind == "agent" else {}
+        assert queue is not None
+        waiter.queue = queue
+        waiter.skills = skills
+        try:
+            acd.router.enqueue(
+                call_id,
+                queue,
+                now,
+                priority=waiter.priority,
+                tier_rank=max((c.tier_rank for c in waiter.customers), default=0),
+                required_skills=skills,
+            )
+        except RoutingError as exc:
+            log.error("call %s: transfer to %s failed: %s", call_id, target.label(), exc)
+            acd._end_record(call_id, "system", "failed")
+            acd.calls.hang_up(waiter.call.dialog_id)
+            return
+        if acd.call_log is not None:
+            acd.call_log.update(call_id, queue=queue)
+        acd._hold(waiter)
+        acd._route()
+
+    def _check_target(self, agent: str, target: TransferTarget, waiter: Waiter) -> str | None:
+        """The queue a transfer waits in (None for a number); 400/404 for a bad target."""
+        acd = self.acd
+        if target.kind == "number":
+            number = target.value
+            if not number.lstrip("+").isdigit() or len(number) > MAX_NUMBER_DIGITS:
+                raise ControlError(400, "a number is digits, optionally after +")
+            trunk = acd.trunks.outbound()
+            if trunk is None or trunk.outbound is None:
+                raise ControlError(409, "no outbound trunk is configured")
+            return None
+        if target.kind == "queue":
+            if target.value not in acd.config.queues:
+                raise ControlError(404, f"no queue {target.value!r}")
+            return target.value
+        other = acd.config.agents.get(target.value)
+        if other is None:
+            raise ControlError(404, f"no agent {target.value!r}")
+        if target.value == agent:
+            raise ControlError(400, "you cannot transfer a call to yourself")
+        if not other.queues:
+            raise ControlError(409, f"{target.value} serves no queue")
+        return waiter.queue if waiter.queue in other.queues else other.queues[0]
+
+    def _agent_left(self, agent: str, waiter: Waiter, talking: _Talking) -> None:
+        """The agent is off the call (it goes on without them): wrap-up, and the ACD no
+        longer counts them as talking to this caller."""
+        acd = self.acd
+        talking.ended = True
+        if acd.talking.get(agent) is talking:
+            del acd.talking[agent]
+        waiter.agent = None
+        waiter.ringing = None
+        acd._handle(agent, AgentHangup(call_id=waiter.call_id), acd.clock())
+        acd.observer.call_ended(agent, waiter.call_id, "transfer")
+
+    # --- warm transfer ---------------------------------------------------------------------
+
+    async def consult(
+        self,
+        agent: str,
+        call_id: str,
+        target: TransferTarget,
+    ) -> None:
+        """Ring the target while the caller hears music; when it answers, the agent and the
+        target talk. Returns when the consultation is answered; ControlError when it is not."""
+        waiter, talking, connection = self._connection(agent, call_id)
+        acd = self.acd
+        if connection.consult is not None:
+            raise ControlError(409, "a consultation is already in progress")
+        if target.kind == "queue":
+            raise ControlError(400, "consult an agent or a number (a queue cannot be consulted)")
+        self._check_target(agent, target, waiter)
+        targets: list[Target]
+        other: str | None = None
+        if target.kind == "agent":
+            other = target.value
+            state = acd.agents.get(other)
+            if state is None or state.state is not AgentState.AVAILABLE:
+                raise ControlError(409, f"{other} is not available")
+            targets = acd._targets_of(other)
+            if not targets:
+                raise ControlError(409, f"{other} has no page or phone to ring")
+            acd._handle(other, Offer(call_id=call_id), acd.clock())
+            acd.router.agent_unavailable(other)
+            acd.consulting[other] = call_id
+        else:
+            trunk = acd.trunks.outbound()
+            assert trunk is not None and trunk.outbound is not None
+            peer = trunk.outbound
+            targets = [(SipUri(host=peer.host, port=peer.port, user=target.value), peer)]
+        acd._event(call_id, "consult", by=agent, to=target.label())
+        if other is not None:
+            acd.observer.call_offered(other, waiter, acd.bridges.ring_timeout)
+        try:
+            callee = await acd.bridges.consult(
+                connection,
+                targets,
+                label=target.label(),
+                caller_id=agent,
+                caller_name=f"Consult from {agent}",
+                ring_timeout=30.0,
+            )
+        except CallFailed as exc:
+            if other is not None:
+                acd.consulting.pop(other, None)
+                acd.observer.offer_ended(other, call_id, "no-answer")
+                acd._handle(other, RingTimeout(call_id=call_id), acd.clock())
+            acd._event(call_id, "consult-failed", to=target.label(), status=exc.status)
+            raise ControlError(409, f"{target.value} did not answer ({exc.status})") from exc
+        acd._event(call_id, "consult-answered", to=target.label())
+        previous = connection.on_consult
+        if other is None:
+
+            def number_state(state: ConsultState) -> None:
+                if previous is not None:
+                    previous(state)
+                if state == "completed":
+                    self._handed_off(agent, waiter, talking, target)
+
+            connection.on_consult = number_state
+            return
+        acd.consulting.pop(other, None)
+        consulted = _Talking(agent=other, call_id=call_id)
+        acd.talking[other] = consulted
+        acd._handle(other, Answer(call_id=call_id), acd.clock())
+        acd.observer.call_answered(
+            other, waiter, "page" if isinstance(callee, BrowserCall) else "phone"
+        )
+
+        def consult_state(state: ConsultState) -> None:
+            if previous is not None:
+                previous(state)
+            if state == "completed":
+                self._completed(agent, other, waiter, talking, consulted)
+            elif state == "cancelled" and not consulted.ended:
+                consulted.ended = True
+                if acd.talking.get(other) is consulted:
+                    del acd.talking[other]
+                acd._handle(other, AgentHangup(call_id=call_id), acd.clock())
+                acd.observer.call_ended(other, call_id, "agent")
+
+        connection.on_consult = consult_state
+
+    def _completed(
+        self, agent: str, other: str, waiter: Waiter, talking: _Talking, consulted: _Talking
+    ) -> None:
+        """The consulted agent took the call: the first agent wraps up; the call's end is
+        now the second agent's (the bridge reports it through the first's `_Talking`)."""
+        acd = self.acd
+        if acd.talking.get(agent) is talking:
+            del acd.talking[agent]
+        acd._handle(agent, AgentHangup(call_id=waiter.call_id), acd.clock())
+        acd.observer.call_ended(agent, waiter.call_id, "transfer")
+        talking.agent = other
+        acd.talking[other] = talking
+        consulted.ended = True
+        waiter.agent = other
+        acd._event(waiter.call_id, "transferred", by=agent, to=f"agent:{other}", mode="warm")
+        if acd.call_log is not None:
+            acd.call_log.update(waiter.call_id, agent=other)
+
+    def _handed_off(
+        self, agent: str, waiter: Waiter, talking: _Talking, target: TransferTarget
+    ) -> None:
+        """A consulted number took the call: the agent wraps up; the call goes on without
+        any agent, and its end closes the record as transferred."""
+        acd = self.acd
+        if acd.talking.get(agent) is talking:
+            del acd.talking[agent]
+        talking.handed_off = True
+        waiter.agent = None
+        waiter.gone = True  # the ACD is done with this caller
+        acd.waiters.pop(waiter.call_id, None)
+        acd._handle(agent, AgentHangup(call_id=waiter.call_id), acd.clock())
+        acd.observer.call_ended(agent, waiter.call_id, "transfer")
+        acd._event(waiter.call_id, "transferred", by=agent, to=target.label(), mode="warm")
+
+    def complete_consult(self, agent: str, call_id: str) -> None:
+        _, _, connection = self._connection(agent, call_id)
+        try:
+            connection.complete_consult()
+        except ConnectionError_ as exc:
+            raise ControlError(409, str(exc)) from exc
+        self.acd._event(call_id, "consult-completed", by=agent)
+
+    def cancel_consult(self, agent: str, call_id: str) -> None:
+        _, _, connection = self._connection(agent, call_id)
+        try:
+            connection.cancel_consult()
+        except ConnectionError_ as exc:
+            raise ControlError(409, str(exc)) from exc
+        self.acd._event(call_id, "consult-cancelled", by=agent)

@@ -1,0 +1,136 @@
+"""The agent page's WebSocket: typed events out, 20 ms audio frames both ways.
+
+Owns one socket's life: the guard (session cookie with role agent, same-origin `Origin`), the
+send queue (one task drains it: events are never dropped, audio frames are when the page reads
+too slowly — stale audio is worse than a gap — and a page that stops reading is closed), and
+the receive loop (binary frames to the desk's audio, `ping` answered). The desk decides what is
+said; docs/agent-api.md documents it. Must not know the engine.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from typing import Annotated, Final
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from ..services.accounts import Principal
+from ..services.acd.control import ControlError
+from ..services.desk import DeskEvent
+from .deps import check_origin, require_roles
+from .routes.desk import DeskDep
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+MAX_AUDIO_QUEUED: Final = 10
+"""Frames (200 ms) waiting to be sent before the oldest is dropped."""
+MAX_EVENTS_QUEUED: Final = 500
+"""Events waiting for a page that does not read; more closes the socket (it reconnects)."""
+MAX_TEXT: Final = 4096
+POLICY_VIOLATION: Final = 1008
+TRY_AGAIN: Final = 1013
+
+
+class _Outbox:
+    """What one socket still has to send, drained by one task."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        self.events: deque[str] = deque()
+        self.audio: deque[bytes] = deque()
+        self.wake = asyncio.Event()
+        self.close_code: int | None = None
+        self.audio_dropped = 0
+
+    def event(self, event: DeskEvent) -> None:
+        if len(self.events) >= MAX_EVENTS_QUEUED:
+            self.close(TRY_AGAIN)
+            return
+        self.events.append(event.model_dump_json())
+        self.wake.set()
+
+    def frame(self, data: bytes) -> None:
+        if len(self.audio) >= MAX_AUDIO_QUEUED:
+            self.audio.popleft()
+            self.audio_dropped += 1
+        self.audio.append(data)
+        self.wake.set()
+
+    def close(self, code: int) -> None:
+        if self.close_code is None:
+            self.close_code = code
+        self.wake.set()
+
+    async def run(self) -> None:
+        websocket = self.websocket
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            while self.events or self.audio:
+                if self.events:
+                    await websocket.send_text(self.events.popleft())
+                else:
+                    await websocket.send_bytes(self.audio.popleft())
+            if self.close_code is not None:
+                with contextlib.suppress(Exception):
+                    await websocket.close(self.close_code)
+                return
+
+
+@router.websocket("/api/agent/ws")
+async def agent_socket(
+    websocket: WebSocket,
+    user: Annotated[Principal, require_roles("agent")],
+    desk: DeskDep,
+) -> None:
+    if not check_origin(websocket):
+        await websocket.close(POLICY_VIOLATION, "cross-origin socket refused")
+        return
+    await websocket.accept()
+    outbox = _Outbox(websocket)
+    sender = asyncio.create_task(outbox.run(), name=f"ws-send-{user.username}")
+    session = None
+    try:
+        try:
+            session = desk.connect(
+                user.username, deliver=outbox.event, close=outbox.close, send_audio=outbox.frame
+            )
+        except ControlError as exc:
+            outbox.close(POLICY_VIOLATION)
+            log.info("agent socket of %s refused: %s", user.username, exc.detail)
+            await sender
+            return
+        while not sender.done():
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            data = message.get("bytes")
+            if data is not None:
+                desk.audio_in(session, data)
+                continue
+            text = message.get("text")
+            if text is not None and len(text) <= MAX_TEXT and _is_ping(text):
+                outbox.events.append('{"type":"pong"}')
+                outbox.wake.set()
+    except WebSocketDisconnect:
+        pass
+    except Exception as exc:
+        log.warning("agent socket of %s failed: %s", user.username, exc)
+    finally:
+        if session is not None:
+            desk.disconnect(session)
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await sender
+
+
+def _is_ping(text: str) -> bool:
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(message, dict) and message.get("type") == "ping"

@@ -1,0 +1,300 @@
+"""The agent desk on real calls: a SIP caller, the ACD, and agent pages over HTTP + WebSocket.
+
+The whole center runs in-process (engine, IVR, ACD, call records, customers, the agent desk
+and the web app served by uvicorn on a free port); the pages are `PageClient`s speaking the
+documented API exactly as the browser page does. Audio is proven by tones measured at the
+far end: 700 Hz from the caller found in the frames the page received, 1300 Hz from the
+page found at the caller's RTP peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from callcenter.db.session import create_sessionmaker
+from callcenter.engine.browser import BrowserPhones
+from callcenter.media import dominant_frequency, rms_dbfs
+from callcenter.media.g711 import ulaw_decode
+from callcenter.services.accounts import AccountService
+from callcenter.services.desk import AgentDesk
+from callcenter.web.app import create_app
+from callcenter.web.deps import WebDeps
+from callcenter.web.server import WebServer
+from tests.engine.test_acd_calls import (
+    REGULAR,
+    SUPPORT,
+    UNKNOWN,
+    VIP,
+    Center,
+    hung_up,
+    open_center,
+    place,
+    staff_and_customers,  # noqa: F401 (an autouse fixture: amy, ben and two customers)
+    until,
+)
+
+from .page_client import PageClient, tone
+
+pytest_plugins = ["tests.engine.test_bridge"]
+
+PASSWORDS = {"amy": "amy-web-password", "ben": "ben-web-password"}
+
+
+@dataclass
+class Desk:
+    center: Center
+    desk: AgentDesk
+    phones: BrowserPhones
+    base_url: str
+
+
+@contextlib.asynccontextmanager
+async def open_desk(database: AsyncEngine, tmp_path: Path) -> AsyncIterator[Desk]:
+    sessions = create_sessionmaker(database)
+    accounts = AccountService(sessions)
+    for user, password in PASSWORDS.items():
+        await accounts.set_password(user, password)
+    phones = BrowserPhones()
+    async with open_center(database, tmp_path, phones=phones) as center:
+        desk = AgentDesk(
+            center.acd,
+            phones=phones,
+            customers=center.acd.customers,
+            call_log=center.call_log,
+            sessions=sessions,
+        )
+        center.acd.observer = desk
+        await desk.start()
+        app = create_app(WebDeps(accounts=accounts, secret_key="k" * 40, desk=desk))
+        server = WebServer(app, host="127.0.0.1", port=0)
+        await server.start()
+        try:
+            yield Desk(center, desk, phones, f"http://127.0.0.1:{server.port}")
+        finally:
+            await server.stop()
+            await desk.stop()
+
+
+@contextlib.asynccontextmanager
+async def page(desk: Desk, user: str) -> AsyncIterator[PageClient]:
+    client = PageClient(desk.base_url)
+    await client.login(user, PASSWORDS[user])
+    await client.open_socket()
+    await client.next_event("hello")
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def frequency(pcm: object) -> float:
+    return float(dominant_frequency(pcm))  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_page_takes_a_call_with_screen_pop_audio_both_ways_hold_mute_and_wrap_up(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    async with open_desk(database, tmp_path) as desk, page(desk, "amy") as amy:
+        view = await amy.ok("PUT", "/api/agent/state", {"state": "available"})
+        assert view["state"] == "available"
+        caller, engine_port = await place(desk.center, SUPPORT, VIP)
+
+        offered = await amy.next_event("call.offered")
+        call = offered["call"]
+        call_id = call["call_id"]
+        assert call["caller"]["number"] == VIP
+        [card] = call["customers"]
+        assert (card["name"], card["company"], card["tier"]) == ("Vera Important", "Big Co", "vip")
+        assert VIP in card["phones"]
+
+        await amy.ok("POST", f"/api/calls/{call_id}/answer")
+        answered = await amy.next_event("call.answered")
+        assert answered["call"]["on"] == "page"
+
+        # 700 Hz from the caller reaches the page; 1300 Hz from the page reaches the caller.
+        caller.rtp.send_tone(engine_port, 700.0, 1.5)
+        amy.send_pcm(tone(1300.0, 1.5))
+        await asyncio.sleep(1.7)
+        assert abs(frequency(amy.audio()[-4000:]) - 700.0) < 20
+        assert abs(frequency(caller.rtp.audio()[-4000:]) - 1300.0) < 20
+
+        # Mute: the server stops mixing the page; the page is told the server's state.
+        await amy.ok("PUT", f"/api/calls/{call_id}/mute", {"on": True})
+        muted = await amy.next_event("call.muted")
+        assert muted["muted"] is True
+        amy.send_pcm(tone(1300.0, 1.0))
+        await asyncio.sleep(0.3)
+        heard = len(caller.rtp.audio())
+        await asyncio.sleep(0.6)
+        assert rms_dbfs(caller.rtp.audio()[heard:]) < -50, "muted page still heard"
+        await amy.ok("PUT", f"/api/calls/{call_id}/mute", {"on": False})
+
+        # Hold: the caller hears music, the page hears nobody.
+        await amy.ok("PUT", f"/api/calls/{call_id}/hold", {"on": True})
+        held = await amy.next_event("call.held")
+        assert held["held"] is True
+        caller.rtp.send_tone(engine_port, 700.0, 1.0)
+        await asyncio.sleep(0.3)
+        heard, got = len(caller.rtp.audio()), len(amy.received)
+        await asyncio.sleep(0.6)
+        music = caller.rtp.audio()[heard:]
+        assert rms_dbfs(music) > -40, "no music on hold"
+        assert abs(frequency(music) - 1300.0) > 50
+        assert rms_dbfs(ulaw_decode(bytes(amy.received[got:]))) < -50, "page hears a held caller"
+        await amy.ok("PUT", f"/api/calls/{call_id}/hold", {"on": False})
+
+        # Digits from the keypad reach the caller as RFC 4733 events.
+        await amy.ok("POST", f"/api/calls/{call_id}/dtmf", {"digits": "42#"})
+        await until(lambda: caller.rtp.digits() == ["4", "2", "#"], what="digits at the caller")
+
+        await amy.ok("POST", f"/api/calls/{call_id}/hangup")
+        ended = await amy.next_event("call.ended")
+        assert ended["by"] == "agent"
+        await hung_up(caller, 3.0)
+
+        await amy.ok(
+            "POST",
+            f"/api/calls/{call_id}/wrap-up",
+            {"disposition": "resolved", "notes": "refund agreed", "customer_id": card["id"]},
+        )
+        record = await desk.center.record(call_id)
+        assert record["agent"] == "amy"
+        view = await desk.center.call_log.get(call_id)
+        assert view is not None and (view.outcome, view.notes) == ("resolved", "refund agreed")
+        assert view.customer_id == card["id"]
+        customer = await amy.ok("GET", f"/api/customers/{card['id']}")
+        assert customer["notes"][0]["text"] == "Call resolved: refund agreed"
+        assert customer["recent_calls"][0]["call_id"] == call_id
+        history = await amy.ok("GET", "/api/calls/history")
+        assert history[0]["call_id"] == call_id and history[0]["outcome"] == "resolved"
+        assert (await amy.ok("GET", "/api/agent"))["state"] == "available"
+        caller.close()
+
+
+@pytest.mark.asyncio
+async def test_blind_transfer_from_one_page_to_another(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    async with (
+        open_desk(database, tmp_path) as desk,
+        page(desk, "amy") as amy,
+        page(desk, "ben") as ben,
+    ):
+        await amy.ok("PUT", "/api/agent/state", {"state": "available"})
+        caller, engine_port = await place(desk.center, SUPPORT, REGULAR)
+        call_id = (await amy.next_event("call.offered"))["call"]["call_id"]
+        await amy.ok("POST", f"/api/calls/{call_id}/answer")
+        await amy.next_event("call.answered")
+
+        # Ben is away: the transfer waits for him with music, then rings his page.
+        await amy.ok(
+            "POST",
+            f"/api/calls/{call_id}/transfer",
+            {"target": {"kind": "agent", "value": "ben"}},
+        )
+        transferred = await amy.next_event("call.transferred")
+        assert transferred["target"] == "agent:ben"
+        await amy.next_event("call.ended")
+        assert (await amy.ok("GET", "/api/agent"))["state"] == "wrap-up"
+        await asyncio.sleep(0.5)
+        heard = len(caller.rtp.audio())
+        await asyncio.sleep(0.5)
+        assert rms_dbfs(caller.rtp.audio()[heard:]) > -40, "no music while transferred"
+
+        await ben.ok("PUT", "/api/agent/state", {"state": "available"})
+        offered = await ben.next_event("call.offered")
+        assert offered["call"]["call_id"] == call_id
+        await ben.ok("POST", f"/api/calls/{call_id}/answer")
+        await ben.next_event("call.answered")
+        caller.rtp.send_tone(engine_port, 700.0, 1.2)
+        ben.send_pcm(tone(1300.0, 1.2))
+        await asyncio.sleep(1.4)
+        assert abs(frequency(ben.audio()[-4000:]) - 700.0) < 20
+        assert abs(frequency(caller.rtp.audio()[-4000:]) - 1300.0) < 20
+
+        record = await desk.center.record(call_id)
+        assert record["agent"] == "ben"
+        transfer = [e for e in record["timeline"] if e["kind"] == "transferred"]
+        assert transfer[0]["to"] == "agent:ben" and transfer[0]["by"] == "amy"
+        caller.close()
+
+
+@pytest.mark.asyncio
+async def test_reload_reattaches_audio_to_the_same_call(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    async with open_desk(database, tmp_path) as desk:
+        amy = PageClient(desk.base_url)
+        await amy.login("amy", PASSWORDS["amy"])
+        await amy.open_socket()
+        await amy.next_event("hello")
+        await amy.ok("PUT", "/api/agent/state", {"state": "available"})
+        caller, engine_port = await place(desk.center, SUPPORT, UNKNOWN)
+        offered = await amy.next_event("call.offered")
+        call_id = offered["call"]["call_id"]
+        assert offered["call"]["customers"] == []
+        await amy.ok("POST", f"/api/calls/{call_id}/answer")
+        await amy.next_event("call.answered")
+
+        # The page reloads: its socket goes, a new one comes with the same session.
+        await amy.close_socket()
+        await asyncio.sleep(0.3)
+        assert desk.center.acd.agent_status("amy").state == "on-call"
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        before = len(amy.events)
+        amy.received.clear()
+        await amy.open_socket()
+        hello = await amy.next_event("hello", after=before)
+        assert hello["agent"]["call"]["call_id"] == call_id
+        assert hello["agent"]["call"]["state"] == "talking"
+        caller.rtp.send_tone(engine_port, 700.0, 2.0)
+        await until(lambda: len(amy.received) >= 1600, timeout=2.0, what="audio after reload")
+        assert loop.time() - began < 2.0
+        amy.send_pcm(tone(1300.0, 1.2))
+        await asyncio.sleep(1.4)
+        assert abs(frequency(amy.audio()[-4000:]) - 700.0) < 20
+        assert abs(frequency(caller.rtp.audio()[-4000:]) - 1300.0) < 20
+
+        # Unknown caller: the agent creates the customer inline, linked to the call.
+        card = await amy.ok(
+            "POST",
+            "/api/customers",
+            {"name": "New Person", "phone": UNKNOWN, "call_id": call_id},
+        )
+        matched = await amy.next_event("customer.matched")
+        assert matched["customer"]["id"] == card["id"]
+        assert UNKNOWN in card["phones"]
+        await amy.close()
+        caller.close()
+
+
+@pytest.mark.asyncio
+async def test_reject_sends_the_call_to_the_next_agent(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    async with (
+        open_desk(database, tmp_path) as desk,
+        page(desk, "amy") as amy,
+        page(desk, "ben") as ben,
+    ):
+        await amy.ok("PUT", "/api/agent/state", {"state": "available"})
+        caller, _ = await place(desk.center, SUPPORT, REGULAR)
+        call_id = (await amy.next_event("call.offered"))["call"]["call_id"]
+        await amy.ok("POST", f"/api/calls/{call_id}/reject")
+        withdrawn = await amy.next_event("call.offer_withdrawn")
+        assert withdrawn["reason"] == "rejected"
+        await ben.ok("PUT", "/api/agent/state", {"state": "available"})
+        assert (await ben.next_event("call.offered"))["call"]["call_id"] == call_id
+        # Not amy's call any more: her answer is refused.
+        refused = await amy.call("POST", f"/api/calls/{call_id}/answer")
+        assert refused.status_code == 404
+        caller.close()
