@@ -11,7 +11,7 @@ When `WebDeps` grows required fields (the agent desk, customers, ...), fill them
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -157,3 +157,14 @@ async def logged_in(app: FastAPI) -> AsyncIterator[dict[str, LoggedIn]]:
     finally:
         for client in clients.values():
             await client.aclose()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the test item (`rep_call`): fixtures that outlive the test
+    (the browser pages) look at it to save screenshots of a failure."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

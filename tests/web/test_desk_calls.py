@@ -33,6 +33,7 @@ from tests.engine.test_acd_calls import (
     UNKNOWN,
     VIP,
     Center,
+    agent_phone,
     hung_up,
     open_center,
     place,
@@ -298,3 +299,110 @@ async def test_reject_sends_the_call_to_the_next_agent(
         refused = await amy.call("POST", f"/api/calls/{call_id}/answer")
         assert refused.status_code == 404
         caller.close()
+
+
+async def answer_next(page: PageClient) -> str:
+    """Answer the next offer on `page`; its call id."""
+    call_id = (await page.next_event("call.offered", after=len(page.events) - 1))["call"][
+        "call_id"
+    ]
+    await page.ok("POST", f"/api/calls/{call_id}/answer")
+    return str(call_id)
+
+
+@pytest.mark.asyncio
+async def test_warm_transfer_consults_then_completes_and_a_cancel_returns_to_the_caller(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    async with (
+        open_desk(database, tmp_path) as desk,
+        page(desk, "amy") as amy,
+        page(desk, "ben") as ben,
+    ):
+        await amy.ok("PUT", "/api/agent/state", {"state": "available"})
+        caller, engine_port = await place(desk.center, SUPPORT, REGULAR)
+        call_id = (await amy.next_event("call.offered"))["call"]["call_id"]
+        await amy.ok("POST", f"/api/calls/{call_id}/answer")
+        await amy.next_event("call.answered")
+        await ben.ok("PUT", "/api/agent/state", {"state": "available"})
+        ben_answers = asyncio.create_task(answer_next(ben))
+        # First consult: ben answers, amy and ben talk while the caller hears music; cancel.
+        target = {"target": {"kind": "agent", "value": "ben"}}
+        await amy.ok("POST", f"/api/calls/{call_id}/consult", target)
+        assert await ben_answers == call_id
+        talking = await amy.next_event("call.consult", after=0)
+        assert talking["state"] in ("ringing", "talking")
+        heard = len(caller.rtp.audio())
+        amy.send_pcm(tone(1300.0, 1.0))
+        ben.send_pcm(tone(900.0, 1.0))
+        await asyncio.sleep(1.2)
+        assert abs(frequency(ben.audio()[-4000:]) - 1300.0) < 20, "ben does not hear amy"
+        assert abs(frequency(amy.audio()[-4000:]) - 900.0) < 20, "amy does not hear ben"
+        music = caller.rtp.audio()[heard:]
+        assert rms_dbfs(music) > -40, "no music for the caller during the consultation"
+        assert min(abs(frequency(music) - f) for f in (900.0, 1300.0)) > 50, "caller overheard"
+        await amy.ok("POST", f"/api/calls/{call_id}/consult/cancel")
+        await ben.next_event("call.ended")
+        caller.rtp.send_tone(engine_port, 700.0, 1.0)
+        await asyncio.sleep(1.1)
+        assert abs(frequency(amy.audio()[-4000:]) - 700.0) < 20, "amy not back with the caller"
+
+        # Second consult: complete; the caller and ben talk, amy wraps up.
+        await ben.ok("POST", f"/api/calls/{call_id}/wrap-up", {"disposition": "information"})
+        await until(lambda: desk.center.acd.agent_status("ben").state == "available")
+        ben_answers = asyncio.create_task(answer_next(ben))
+        await amy.ok("POST", f"/api/calls/{call_id}/consult", target)
+        await ben_answers
+        await amy.ok("POST", f"/api/calls/{call_id}/consult/complete")
+        transferred = await amy.next_event("call.transferred")
+        assert transferred["kind"] == "warm"
+        await until(lambda: desk.center.acd.agent_status("amy").state == "wrap-up")
+        caller.rtp.send_tone(engine_port, 700.0, 1.2)
+        ben.send_pcm(tone(1300.0, 1.2))
+        await asyncio.sleep(1.4)
+        assert abs(frequency(ben.audio()[-4000:]) - 700.0) < 20
+        assert abs(frequency(caller.rtp.audio()[-4000:]) - 1300.0) < 20
+        await ben.ok("POST", f"/api/calls/{call_id}/hangup")
+        await hung_up(caller, 3.0)
+        record = await desk.center.record(call_id)
+        assert record["agent"] == "ben" and record["disposition"] == "answered"
+        kinds = [e["kind"] for e in record["timeline"]]
+        assert "consult-cancelled" in kinds and "consult-completed" in kinds
+        caller.close()
+
+
+@pytest.mark.asyncio
+async def test_one_agent_with_a_page_and_a_desk_phone_rings_on_both_and_answers_on_either(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    async with open_desk(database, tmp_path) as desk, page(desk, "amy") as amy:
+        phone = await agent_phone(desk.center, "amy")
+        await amy.ok("PUT", "/api/agent/state", {"state": "available"})
+        caller, engine_port = await place(desk.center, SUPPORT, VIP)
+        invite = await phone.next_request("INVITE")
+        offered = await amy.next_event("call.offered")
+        call_id = offered["call"]["call_id"]
+        phone.reply(invite, 180)
+        phone.answer(invite)  # the desk phone answers: the page stops ringing and shows it
+        answered = await amy.next_event("call.answered")
+        assert answered["call"]["on"] == "phone"
+        assert desk.center.acd.agent_status("amy").state == "on-call"
+        caller.rtp.send_tone(engine_port, 700.0, 1.0)
+        phone.rtp.send_tone(phone.remote_rtp_port, 1300.0, 1.0)
+        await asyncio.sleep(1.2)
+        assert abs(frequency(phone.rtp.audio()[-4000:]) - 700.0) < 20
+        assert abs(frequency(caller.rtp.audio()[-4000:]) - 1300.0) < 20
+        # The page controls the call the phone answered: hold gives the caller music.
+        await amy.ok("PUT", f"/api/calls/{call_id}/hold", {"on": True})
+        phone.rtp.send_tone(phone.remote_rtp_port, 1300.0, 1.0)
+        await asyncio.sleep(0.3)
+        heard = len(caller.rtp.audio())
+        await asyncio.sleep(0.6)
+        music = caller.rtp.audio()[heard:]
+        assert rms_dbfs(music) > -40 and abs(frequency(music) - 1300.0) > 50
+        await amy.ok("POST", f"/api/calls/{call_id}/hangup")
+        await phone.next_request("BYE")
+        await hung_up(caller, 3.0)
+        assert (await amy.next_event("call.ended"))["by"] == "agent"
+        caller.close()
+        phone.close()

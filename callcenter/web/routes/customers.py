@@ -17,8 +17,8 @@ Staff = Annotated[Principal, require_roles("agent", "supervisor")]
 
 class NewCustomer(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    company: str = Field(default="", max_length=200)
-    tier: str = Field(default="regular", max_length=16)
+    company: str | None = Field(default=None, max_length=200)
+    tier: str | None = Field(default=None, max_length=16)
     phone: str = Field(default="", max_length=32)
     email: str | None = Field(default=None, max_length=254)
     call_id: str | None = Field(default=None, min_length=1, max_length=255)
@@ -39,8 +39,8 @@ async def create_customer(body: NewCustomer, user: Staff, desk: DeskDep) -> Cust
         return await desk.create_customer(
             user.username,
             name=body.name,
-            company=body.company,
-            tier=body.tier,
+            company=body.company or "",
+            tier=body.tier or "regular",
             phone=body.phone,
             email=body.email,
             call_id=body.call_id,
