@@ -222,6 +222,7 @@ async def test_agent_page_takes_a_call_end_to_end(pages: Pages) -> None:
     screenshot = os.environ.get("CALLCENTER_SOFTPHONE_SCREENSHOT")
     if screenshot:
         await expect(amy.get_by_test_id("call-panel")).to_be_visible()
+        await asyncio.sleep(1.5)  # the audio figures refresh once a second
         await amy.screenshot(path=screenshot)
 
     await amy.get_by_test_id("hangup").click()

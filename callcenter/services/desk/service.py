@@ -107,6 +107,7 @@ class DeskCall:
     since: datetime
     on: str | None = None
     agent: str | None = None
+    answered_at: datetime | None = None  # the page's call timer counts talk time from here
     ended: bool = False
     consult_target: str = ""
 
@@ -296,6 +297,8 @@ class AgentDesk:
         call.on = on
         call.agent = agent
         call.ended = False
+        if call.answered_at is None:
+            call.answered_at = _now()
         connection = self.acd.bridges.connection(waiter.call)
         if connection is not None:
             previous = connection.on_consult
@@ -368,7 +371,7 @@ class AgentDesk:
             muted=muted,
             held=held,
             on="page" if call.on == "page" else "phone" if call.on == "phone" else None,
-            since=call.since,
+            since=call.answered_at or call.since,
         )
 
     def queue_stats(self) -> list[QueueStat]:

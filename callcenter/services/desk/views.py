@@ -66,7 +66,7 @@ class CallView(_Frozen):
     muted: bool = False
     held: bool = False
     on: Literal["page", "phone"] | None = None
-    since: datetime
+    since: datetime  # when it arrived; once answered, when it was answered (talk time)
 
 
 class AgentView(_Frozen):
