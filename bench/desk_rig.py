@@ -10,8 +10,9 @@ voicemail, IVR, ACD, agent desk, web app; uvloop via `run_async`; gc frozen afte
 `serve` does), configured by the same CALLCENTER_* settings, plus one thing `serve` lacks: a
 control socket on loopback that answers `stats` with the media clock's counters
 (`MediaClock.ticks/late_ticks/max_lateness/skipped_slots`), every bench agent's `BrowserLeg`
-counters (reached through the desk's `phones`) and the collector's counts. Only the service
-runs in that process, so its CPU (from /proc/<pid>/stat) is the server's alone.
+counters (reached through the desk's `phones`), the garbage collector's counts, and what a
+`StallProbe` saw (gaps between ticks, GC pauses). Only the service runs in that process, so
+its CPU (from /proc/<pid>/stat) is the server's alone.
 
 The web passwords are argon2id with the product's parameters (one hash made by
 `AccountService.set_password`, copied to the other agents: hashing 200 passwords would take
@@ -27,8 +28,9 @@ Load side. A generator process (`worker_main`, one or more) holds the pages and 
   events (text frames: hello, call.offered, call.answered, call.ended, …; pings answered), and
   20 ms audio frames both ways (docs/agent-api.md: kind 1, codec 0, a uint32 sequence number,
   160 µ-law bytes; client frames masked with the connection's key). `PageClient`'s own socket
-  (websockets' client, one sleeping task and one numpy encode per frame and page) costs the
-  generator several times more per frame, which at 200 pages would make it the bottleneck.
+  (websockets' client, a task per page that sleeps between frames and a numpy encode per
+  frame) would spend the generator's CPU on the generator: with one CPU for the load, the
+  generator must stay well below the service's cost per page.
   The page counts what it receives: frames, gaps in the server's sequence numbers, and the
   inter-arrival time of every frame (time.perf_counter in the data callback).
 - `BenchCaller`: a trunk caller, `tests.engine.test_bridge.Caller` for SIP (INVITE with SDP,

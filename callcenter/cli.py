@@ -355,7 +355,10 @@ async def _serve(settings: Settings) -> int:
 
             summary = [f"database: {display_url(settings)} at revision {revision}"]
             for service in build_services(settings, engine):
-                await service.start()
+                try:
+                    await service.start()
+                except OSError as exc:  # a port taken, an address not ours
+                    raise StartupError(f"{type(service).__name__} cannot start: {exc}") from exc
                 stack.push_async_callback(service.stop)
                 summary.append(service.listening())
             # What exists at startup (modules, tables, the hold music) lives for the whole

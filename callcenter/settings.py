@@ -106,6 +106,7 @@ class Settings(BaseSettings):
     # Signs the session cookies. Empty: a random key kept in <data_dir>/web-session.key (so
     # sessions survive a restart); set it to share sessions between processes.
     secret_key: str = Field(default="", repr=False)
+
     @field_validator("secret_key")
     @classmethod
     def _long_enough(cls, value: str) -> str:

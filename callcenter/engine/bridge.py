@@ -354,9 +354,6 @@ class Bridges:
                 ring_timeout=ring_timeout,
                 on_failed=None,
             )
-        except CallFailed:
-            connection.consult_failed(consult)
-            raise
         except BaseException:
             connection.consult_failed(consult)
             raise

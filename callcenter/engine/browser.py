@@ -49,10 +49,17 @@ class BrowserPhone:
     """One page owner's phone. At most one call rings or is up at a time (a second ring is
     refused busy: 486)."""
 
-    def __init__(self, name: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        grace: float = PRESENCE_GRACE,
+    ) -> None:
         self.name = name
         self.leg = BrowserLeg()
         self._clock = clock
+        self.grace = grace
         self._sinks = 0
         self._left_at: float | None = None
         self.ringing: BrowserCall | None = None
@@ -77,7 +84,7 @@ class BrowserPhone:
         """A socket is attached, or went less than PRESENCE_GRACE seconds ago."""
         if self._sinks:
             return True
-        return self._left_at is not None and self._clock() - self._left_at < PRESENCE_GRACE
+        return self._left_at is not None and self._clock() - self._left_at < self.grace
 
     @property
     def busy(self) -> bool:
@@ -157,8 +164,11 @@ class BrowserPhone:
 class BrowserPhones:
     """Every page owner's phone, made on first use."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float] = time.monotonic, grace: float = PRESENCE_GRACE
+    ) -> None:
         self._clock = clock
+        self.grace = grace
         self._phones: dict[str, BrowserPhone] = {}
 
     def get(self, name: str) -> BrowserPhone | None:
@@ -167,7 +177,7 @@ class BrowserPhones:
     def phone(self, name: str) -> BrowserPhone:
         phone = self._phones.get(name)
         if phone is None:
-            phone = self._phones[name] = BrowserPhone(name, clock=self._clock)
+            phone = self._phones[name] = BrowserPhone(name, clock=self._clock, grace=self.grace)
         return phone
 
     def __len__(self) -> int:

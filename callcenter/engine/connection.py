@@ -47,8 +47,8 @@ class Consult:
     target: str
     callee: Callee | None = None  # once answered
     room: Room | None = None  # the agent and the third party, while talking
-    complete_on_answer: bool = False  # the agent left while it rang: hand over on answer
     cancel: Callable[[], None] | None = None  # stops the ringing
+    cancelled: bool = False  # ended by us (cancel, the call's end), not by the third party
 
 
 @dataclass(slots=True, eq=False)
@@ -69,6 +69,7 @@ class Connection:
     ended: bool = False
     detached: bool = False
     consult: Consult | None = None
+    last_consult: Consult | None = None  # the latest, also once over (how it ended)
     ended_by: EndedBy = "caller"
     _callbacks: list[Callable[[], None]] = field(default_factory=list)
 
@@ -89,6 +90,10 @@ class Connection:
                 Mode.HOLD if self.caller_holds else Mode.MUTED if self.muted else Mode.FULL
             )
             room.set_mode(leg, callee_mode)
+        consult = self.consult
+        if consult is not None and consult.room is not None and leg in consult.room.legs:
+            # Mute is the agent's wherever it talks: the consulted party must not hear it.
+            consult.room.set_mode(leg, Mode.MUTED if self.muted else Mode.FULL)
 
     def hold(self, on: bool) -> None:
         self._check_live()
@@ -127,12 +132,10 @@ class Connection:
         if self.ended or self.detached or callee is not self.callee:
             return
         consult = self.consult
-        if consult is not None:
-            if consult.callee is not None:
-                self._complete(consult)  # the agent hung up while consulting: hand over
-            else:
-                consult.complete_on_answer = True
+        if consult is not None and consult.callee is not None:
+            self._complete(consult)  # the agent hung up while consulting: hand over
             return
+        # (A consultation still ringing is cancelled by the end of the call, in _finish.)
         self.ended_by = "callee"
         self._finish()
         self.hang_up_caller(self.call)
@@ -146,10 +149,22 @@ class Connection:
         if consult is not None:
             self._end_consult(consult, "cancelled")
         previous, self.previous_on_end = self.previous_on_end, None
+        on_end, self.on_end = self.on_end, None
+        self._unlink()
         if previous is not None:
             previous()
-        if self.on_end is not None:
-            self.on_end(self.ended_by)
+        if on_end is not None:
+            on_end(self.ended_by)
+
+    def _unlink(self) -> None:
+        """Break the cycles closures <-> legs <-> calls at once: left to the cycle collector,
+        thousands of ended calls made full collections that stalled the loop."""
+        self.call.on_hold = None
+        if self.callee.call is not None:
+            self.callee.call.on_hold = None
+        self.on_consult = None
+        if self.last_consult is not None:
+            self.last_consult.cancel = None
 
     def detach(self) -> Call:
         """A blind transfer: the callee is hung up, the caller's call goes on, its leg free
@@ -162,8 +177,9 @@ class Connection:
         for leg in self.room.legs:
             self.room.remove(leg)
         self.call.on_end = self.previous_on_end
-        self.call.on_hold = None
         self.previous_on_end = None
+        self.on_end = None
+        self._unlink()
         self.hang_up_callee(self.callee)
         return self.call
 
@@ -173,7 +189,7 @@ class Connection:
         self._check_live()
         if self.consult is not None:
             raise ConnectionError_("a consultation is already in progress")
-        consult = self.consult = Consult(target=target)
+        consult = self.consult = self.last_consult = Consult(target=target)
         self.apply_modes()  # the caller hears music from now on
         return consult
 
@@ -183,14 +199,12 @@ class Connection:
             self.hang_up_callee(callee)
             return
         consult.callee = callee
-        if consult.complete_on_answer:
-            self._complete(consult)
-            return
         agent_leg = self.callee.leg
         self.room.remove(agent_leg)
         room = consult.room = Room(forward=False)
         room.add(agent_leg)
         room.add(callee.leg)
+        self.apply_modes()
         self.clock.add(room)
         if self.on_consult is not None:
             self.on_consult("talking")
@@ -200,12 +214,6 @@ class Connection:
         if self.consult is not consult:
             return
         self.consult = None
-        if consult.complete_on_answer:
-            # The agent had already gone: nobody is left for the caller.
-            self.ended_by = "callee"
-            self._finish()
-            self.hang_up_caller(self.call)
-            return
         self.apply_modes()
         if self.on_consult is not None:
             self.on_consult("failed")
@@ -250,6 +258,7 @@ class Connection:
 
     def _end_consult(self, consult: Consult, state: ConsultState) -> None:
         self.consult = None
+        consult.cancelled = state == "cancelled"
         if consult.room is not None:
             self.clock.remove(consult.room)
             for leg in consult.room.legs:

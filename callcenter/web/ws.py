@@ -47,10 +47,13 @@ class _Outbox:
         self.audio_dropped = 0
 
     def event(self, event: DeskEvent) -> None:
+        self.text(event.model_dump_json())
+
+    def text(self, message: str) -> None:
         if len(self.events) >= MAX_EVENTS_QUEUED:
             self.close(TRY_AGAIN)
             return
-        self.events.append(event.model_dump_json())
+        self.events.append(message)
         self.wake.set()
 
     def frame(self, data: bytes) -> None:
@@ -114,8 +117,7 @@ async def agent_socket(
                 continue
             text = message.get("text")
             if text is not None and len(text) <= MAX_TEXT and _is_ping(text):
-                outbox.events.append('{"type":"pong"}')
-                outbox.wake.set()
+                outbox.text('{"type":"pong"}')
     except WebSocketDisconnect:
         pass
     except Exception as exc:

@@ -57,12 +57,14 @@ class Desk:
 
 
 @contextlib.asynccontextmanager
-async def open_desk(database: AsyncEngine, tmp_path: Path) -> AsyncIterator[Desk]:
+async def open_desk(
+    database: AsyncEngine, tmp_path: Path, *, grace: float = 10.0
+) -> AsyncIterator[Desk]:
     sessions = create_sessionmaker(database)
     accounts = AccountService(sessions)
     for user, password in PASSWORDS.items():
         await accounts.set_password(user, password)
-    phones = BrowserPhones()
+    phones = BrowserPhones(grace=grace)
     async with open_center(database, tmp_path, phones=phones) as center:
         desk = AgentDesk(
             center.acd,
@@ -303,9 +305,7 @@ async def test_reject_sends_the_call_to_the_next_agent(
 
 async def answer_next(page: PageClient) -> str:
     """Answer the next offer on `page`; its call id."""
-    call_id = (await page.next_event("call.offered", after=len(page.events) - 1))["call"][
-        "call_id"
-    ]
+    call_id = (await page.next_event("call.offered", after=len(page.events) - 1))["call"]["call_id"]
     await page.ok("POST", f"/api/calls/{call_id}/answer")
     return str(call_id)
 
@@ -406,3 +406,78 @@ async def test_one_agent_with_a_page_and_a_desk_phone_rings_on_both_and_answers_
         assert (await amy.next_event("call.ended"))["by"] == "agent"
         caller.close()
         phone.close()
+
+
+@pytest.mark.asyncio
+async def test_consultations_end_cleanly_whoever_ends_them(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    """The consulted agent's hang-up ends only the consultation; a cancel while it rings is
+    not a missed call for the consulted agent; mute holds in the consultation too."""
+    async with (
+        open_desk(database, tmp_path) as desk,
+        page(desk, "amy") as amy,
+        page(desk, "ben") as ben,
+    ):
+        acd = desk.center.acd
+        await amy.ok("PUT", "/api/agent/state", {"state": "available"})
+        caller, engine_port = await place(desk.center, SUPPORT, REGULAR)
+        call_id = await answer_next(amy)
+        await amy.next_event("call.answered")
+        await ben.ok("PUT", "/api/agent/state", {"state": "available"})
+        target = {"target": {"kind": "agent", "value": "ben"}}
+
+        # Cancelled while ben's page rings: ben is available again, not away('missed').
+        consult = asyncio.create_task(amy.call("POST", f"/api/calls/{call_id}/consult", target))
+        await ben.next_event("call.offered")
+        await amy.ok("POST", f"/api/calls/{call_id}/consult/cancel")
+        assert (await consult).status_code == 409
+        await until(lambda: acd.agent_status("ben").state == "available", what="ben free")
+        await until(lambda: acd.agent_status("amy").state == "on-call")
+
+        # Muted, then consulting: ben must not hear amy.
+        await amy.ok("PUT", f"/api/calls/{call_id}/mute", {"on": True})
+        ben_answers = asyncio.create_task(answer_next(ben))
+        await amy.ok("POST", f"/api/calls/{call_id}/consult", target)
+        await ben_answers
+        amy.send_pcm(tone(1300.0, 1.0))
+        await asyncio.sleep(0.3)
+        got = len(ben.received)
+        await asyncio.sleep(0.6)
+        assert rms_dbfs(ulaw_decode(bytes(ben.received[got:]))) < -50, "ben hears a muted amy"
+        # Ben may not hold or transfer amy's caller; his hang-up ends only the consultation.
+        refused = await ben.call("PUT", f"/api/calls/{call_id}/hold", {"on": True})
+        assert refused.status_code == 409
+        await ben.ok("POST", f"/api/calls/{call_id}/hangup")
+        await until(lambda: acd.agent_status("ben").state == "wrap-up", what="ben wraps up")
+        assert acd.agent_status("amy").state == "on-call"
+        await amy.ok("PUT", f"/api/calls/{call_id}/mute", {"on": False})
+        caller.rtp.send_tone(engine_port, 700.0, 1.0)
+        await asyncio.sleep(1.1)
+        assert abs(frequency(amy.audio()[-4000:]) - 700.0) < 20, "amy not back with the caller"
+
+        # Wrap-up without a customer keeps the record's; an away asked for during the call
+        # is where the agent goes after wrap-up.
+        await amy.ok("PUT", "/api/agent/state", {"state": "away", "reason": "Lunch"})
+        await amy.ok("POST", f"/api/calls/{call_id}/hangup")
+        await hung_up(caller, 3.0)
+        await amy.ok("POST", f"/api/calls/{call_id}/wrap-up", {"disposition": "information"})
+        status = acd.agent_status("amy")
+        assert (status.state, status.reason) == ("away", "Lunch")
+        caller.close()
+
+
+@pytest.mark.asyncio
+async def test_a_page_gone_for_good_ends_its_call(database: AsyncEngine, tmp_path: Path) -> None:
+    async with open_desk(database, tmp_path, grace=0.5) as desk:
+        amy = PageClient(desk.base_url)
+        await amy.login("amy", PASSWORDS["amy"])
+        await amy.open_socket()
+        await amy.ok("PUT", "/api/agent/state", {"state": "available"})
+        caller, _ = await place(desk.center, SUPPORT, REGULAR)
+        await answer_next(amy)
+        await until(lambda: desk.center.acd.agent_status("amy").state == "on-call")
+        await amy.close()  # the tab closed and never came back
+        await hung_up(caller, 4.0)
+        await until(lambda: desk.center.acd.agent_status("amy").state == "wrap-up")
+        caller.close()

@@ -27,14 +27,15 @@ from callcenter.engine.outbound import CallFailed
 from callcenter.sip import SipUri
 
 from .agent_state import AgentState
-from .inputs import AgentHangup, Answer, Offer, RingTimeout
+from .inputs import AgentHangup, Answer, Offer, OfferWithdrawal, RingTimeout
 from .queue import RoutingError
-from .runtime import AcdService, Waiter, _Talking
+from .runtime import DIALABLE, AcdService, Waiter, _Talking
 
 log = logging.getLogger(__name__)
 
+CONSULT_RING_SECONDS = 30.0
+
 TargetKind = Literal["agent", "queue", "number"]
-MAX_NUMBER_DIGITS = 16
 
 
 class ControlError(Exception):
@@ -77,11 +78,17 @@ class CallControl:
             raise ControlError(409, "the call has ended")
         return waiter, talking
 
-    def _connection(self, agent: str, call_id: str) -> tuple[Waiter, _Talking, Connection]:
+    def _connection(
+        self, agent: str, call_id: str, *, consulted: bool = False
+    ) -> tuple[Waiter, _Talking, Connection]:
+        """The agent's call and its connection. Only the agent the caller is connected to
+        controls it; an agent being consulted may only hang up (`consulted=True`)."""
         waiter, talking = self._talk(agent, call_id)
         connection = self.acd.bridges.connection(waiter.call)
         if connection is None:
             raise ControlError(409, "the call has ended")
+        if waiter.agent != agent and not consulted:
+            raise ControlError(409, "you are being consulted: only the caller's agent can do that")
         return waiter, talking, connection
 
     # --- ringing ----------------------------------------------------------------------------
@@ -103,7 +110,14 @@ class CallControl:
     # --- talking ---------------------------------------------------------------------------
 
     def hang_up(self, agent: str, call_id: str) -> None:
-        _, _, connection = self._connection(agent, call_id)
+        """The agent leaves: a consulted agent ends the consultation; the caller's agent
+        ends the call (a consultation still ringing is cancelled with it; one in progress
+        hands the caller over, as an attended transfer by hanging up)."""
+        waiter, _, connection = self._connection(agent, call_id, consulted=True)
+        if waiter.agent != agent:
+            if connection.consult is not None:
+                connection.cancel_consult()
+            return
         self.acd.bridges.hang_up_callee(connection.callee)
 
     def hold(self, agent: str, call_id: str, on: bool) -> None:
@@ -178,8 +192,8 @@ class CallControl:
         acd = self.acd
         if target.kind == "number":
             number = target.value
-            if not number.lstrip("+").isdigit() or len(number) > MAX_NUMBER_DIGITS:
-                raise ControlError(400, "a number is digits, optionally after +")
+            if not DIALABLE.fullmatch(number):
+                raise ControlError(400, "a number is 1 to 15 digits, optionally after +")
             trunk = acd.trunks.outbound()
             if trunk is None or trunk.outbound is None:
                 raise ControlError(409, "no outbound trunk is configured")
@@ -254,15 +268,21 @@ class CallControl:
                 label=target.label(),
                 caller_id=agent,
                 caller_name=f"Consult from {agent}",
-                ring_timeout=30.0,
+                ring_timeout=CONSULT_RING_SECONDS,
             )
-        except CallFailed as exc:
+        except BaseException as exc:
+            status = exc.status if isinstance(exc, CallFailed) else 0
+            consult = connection.last_consult
+            cancelled = consult is not None and consult.cancelled
             if other is not None:
                 acd.consulting.pop(other, None)
-                acd.observer.offer_ended(other, call_id, "no-answer")
-                acd._handle(other, RingTimeout(call_id=call_id), acd.clock())
-            acd._event(call_id, "consult-failed", to=target.label(), status=exc.status)
-            raise ControlError(409, f"{target.value} did not answer ({exc.status})") from exc
+                self._consult_not_answered(other, call_id, status, cancelled=cancelled)
+            acd._event(call_id, "consult-failed", to=target.label(), status=status)
+            if not isinstance(exc, CallFailed):
+                raise
+            if cancelled:
+                raise ControlError(409, "the consultation was cancelled") from exc
+            raise ControlError(409, f"{target.value} did not answer ({status})") from exc
         acd._event(call_id, "consult-answered", to=target.label())
         previous = connection.on_consult
         if other is None:
@@ -296,6 +316,23 @@ class CallControl:
                 acd.observer.call_ended(other, call_id, "agent")
 
         connection.on_consult = consult_state
+
+    def _consult_not_answered(
+        self, other: str, call_id: str, status: int, *, cancelled: bool
+    ) -> None:
+        """The consulted agent's ring ended unanswered: its own refusal or ring-out is a
+        missed offer; our cancel (or the caller's end) only withdraws it."""
+        acd = self.acd
+        now = acd.clock()
+        if cancelled or status not in (0, 408, 480, 487, 600, 603):
+            acd.observer.offer_ended(other, call_id, "caller-left" if cancelled else "no-answer")
+            acd._handle(other, OfferWithdrawal(call_id=call_id), now)
+        elif status in (600, 603):
+            acd.observer.offer_ended(other, call_id, "rejected")
+            acd._handle(other, AgentHangup(call_id=call_id), now)
+        else:
+            acd.observer.offer_ended(other, call_id, "no-answer")
+            acd._handle(other, RingTimeout(call_id=call_id), now)
 
     def _completed(
         self, agent: str, other: str, waiter: Waiter, talking: _Talking, consulted: _Talking

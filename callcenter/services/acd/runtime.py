@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
@@ -76,6 +77,7 @@ from .routing import (
 
 log = logging.getLogger(__name__)
 
+DIALABLE = re.compile(r"\+?[0-9]{1,15}")  # ASCII digits only: str.isdigit takes "²" too
 CALLBACK_DIGIT = "*"
 CALLBACK_PREFIX = "callback:"
 RECONCILE_INTERVAL = 1.0
@@ -719,6 +721,17 @@ class AcdService:
                 return True
         return self.registrations is not None and bool(self.registrations.contacts_of_user(name))
 
+    def _pages_gone(self) -> None:
+        """A page that stayed away past its grace (the tab closed, the laptop died) ends its
+        call: the caller must not wait in silence for an agent who is not coming back."""
+        if self.phones is None:
+            return
+        for name in self.agents:
+            phone = self.phones.get(name)
+            if phone is not None and phone.current is not None and not phone.present():
+                log.warning("agent %s: the page went away during a call; hanging it up", name)
+                phone.hang_up()
+
     def _targets_of(self, agent: str) -> list[Target]:
         """Where an offer rings: the agent's page (when open) and newest registered phone."""
         targets: list[Target] = []
@@ -733,6 +746,7 @@ class AcdService:
 
     def _reconcile(self, now: float) -> None:
         """Every agent's state against the engine's truth: the never-stuck guarantee."""
+        self._pages_gone()
         for name, agent in self.agents.items():
             talking = self.talking.get(name)
             real = frozenset({talking.call_id}) if talking is not None else frozenset()
@@ -870,7 +884,7 @@ class AcdService:
         """Ring a user's phone, or a number through the outbound trunk, and join the caller."""
         where = self._phone_of(target)
         trunk = self.trunks.outbound()
-        dialable = target.lstrip("+").isdigit() and len(target) <= 16
+        dialable = DIALABLE.fullmatch(target) is not None
         if where is None and dialable and trunk is not None and trunk.outbound is not None:
             peer = trunk.outbound
             where = SipUri(host=peer.host, port=peer.port, user=target), peer

@@ -28,7 +28,14 @@ from callcenter.engine.browser import BrowserPhones
 from callcenter.services.acd.agent_state import AgentState, reason_problem
 from callcenter.services.acd.control import CallControl, ControlError, TransferTarget
 from callcenter.services.acd.events import InputRefused
-from callcenter.services.acd.inputs import AgentInput, GoAvailable, GoAway, Login, Logout
+from callcenter.services.acd.inputs import (
+    AgentInput,
+    GoAvailable,
+    GoAway,
+    Login,
+    Logout,
+    WrapUpEnd,
+)
 from callcenter.services.acd.runtime import AcdService, Waiter
 from callcenter.services.callrecords import CallLog, CallRecordView
 from callcenter.services.customers import CustomerService
@@ -294,28 +301,27 @@ class AgentDesk:
     def call_answered(self, agent: str, waiter: Waiter, on: str) -> None:
         self._offers.pop(agent, None)
         call = self._call_of(waiter)
-        call.on = on
-        call.agent = agent
-        call.ended = False
         if call.answered_at is None:
             call.answered_at = _now()
         connection = self.acd.bridges.connection(waiter.call)
-        if connection is not None:
-            previous = connection.on_consult
+        if waiter.agent == agent:  # the caller's agent (not one answering a consultation)
+            call.on = on
+            call.agent = agent
+            call.ended = False
+            if connection is not None:
+                previous = connection.on_consult
 
-            def consulted(state: Any) -> None:
-                if previous is not None:
-                    previous(state)
-                self._consult_changed(call, state)
+                def consulted(state: Any) -> None:
+                    if previous is not None:
+                        previous(state)
+                    event = ConsultChanged(
+                        call_id=call.call_id, state=state, target=call.consult_target
+                    )
+                    self._publish(agent, event)
 
-            connection.on_consult = consulted
-        self._publish(agent, CallAnswered(call=self._call_view(call, state="talking", agent=agent)))
-
-    def _consult_changed(self, call: DeskCall, state: Any) -> None:
-        if call.agent is None:
-            return
-        event = ConsultChanged(call_id=call.call_id, state=state, target=call.consult_target)
-        self._publish(call.agent, event)
+                connection.on_consult = consulted
+        view = self._call_view(call, state="talking", agent=agent)
+        self._publish(agent, CallAnswered(call=view.model_copy(update={"on": on})))
 
     def call_ended(self, agent: str, call_id: str, by: str) -> None:
         call = self._calls.get(call_id)
@@ -478,22 +484,24 @@ class AgentDesk:
             raise DeskError(422, f"disposition is one of {', '.join(self.dispositions)}")
         if len(notes) > MAX_NOTES:
             raise DeskError(422, f"notes are at most {MAX_NOTES} characters")
-        await self._check_own_call(agent, call_id)
+        await self._check_own_call(agent, call_id, ringing=False)
+        fields: dict[str, object] = {"outcome": disposition, "notes": notes}
         if customer_id is not None:
             await self._customer(customer_id)
+            fields["customer_id"] = customer_id  # none given: the record keeps its customer
         if self.call_log is None:
             raise DeskError(503, "call records are not kept by this service")
-        if not await self.call_log.amend(
-            call_id, outcome=disposition, notes=notes, customer_id=customer_id
-        ):
+        if not await self.call_log.amend(call_id, **fields):
             raise DeskError(404, "no such call")
         if customer_id is not None:
             text = f"Call {disposition}" + (f": {notes}" if notes.strip() else "")
             await self.customers.add_note(customer_id, text[:MAX_NOTES], kind="note", author=agent)
-        self._calls.pop(call_id, None)
+        if not any(t.call_id == call_id for t in self.acd.talking.values()):
+            self._calls.pop(call_id, None)  # nobody else is still on it (a transfer)
         agent_state = self.acd.agents[agent]
         if agent_state.state is AgentState.WRAP_UP and agent_state.call_id in (call_id, None):
-            self.acd.agent_input(agent, GoAvailable())
+            # Wrap-up is done: available, or the away the agent asked for during the call.
+            self.acd.agent_input(agent, WrapUpEnd())
 
     async def choose_customer(self, agent: str, call_id: str, customer_id: int) -> CustomerCard:
         """This call is about that customer (one of several matches, or a new one)."""
@@ -563,11 +571,16 @@ class AgentDesk:
         if agent not in self.acd.agents:
             raise DeskError(403, f"{agent} is not an agent of any queue (see ivr/queues.yaml)")
 
-    async def _check_own_call(self, agent: str, call_id: str) -> None:
-        """404 unless the call was offered to, answered by, or ended with this agent."""
+    async def _check_own_call(self, agent: str, call_id: str, *, ringing: bool = True) -> None:
+        """404 unless the call was offered to (`ringing`), answered by, or ended with this
+        agent."""
         self._check_agent(agent)
         status = self.acd.agent_status(agent)
         call = self._calls.get(call_id)
+        if status.call_id == call_id and status.state == AgentState.RESERVED.value:
+            if ringing:
+                return
+            raise DeskError(409, "the call has not been answered")
         if status.call_id == call_id or (call is not None and call.agent == agent):
             return
         if self.call_log is not None:
@@ -605,10 +618,16 @@ class AgentDesk:
         return call
 
     def _trim(self) -> None:
-        while len(self._calls) > KEPT_CALLS:
-            oldest = next(iter(self._calls))
-            del self._calls[oldest]
-            self._cards.pop(oldest, None)
+        """Forget the oldest calls no longer with the ACD (waiting or talking callers are
+        kept whatever their number: their screen pop is still to come or on a page)."""
+        if len(self._calls) <= KEPT_CALLS:
+            return
+        for call_id in list(self._calls):
+            if len(self._calls) <= KEPT_CALLS:
+                break
+            if call_id not in self.acd.waiters:
+                del self._calls[call_id]
+                self._cards.pop(call_id, None)
         for call_id in [c for c, task in self._cards.items() if c not in self._calls]:
             self._cards.pop(call_id, None).cancel()  # type: ignore[union-attr]
 
