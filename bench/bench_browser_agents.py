@@ -154,6 +154,7 @@ class Row:
     max_tick_interval_ms: float = math.nan
     stalls: list[tuple[float, float]] = field(default_factory=list)
     server_stalls: int = 0
+    stall_stacks: list[list[str]] = field(default_factory=list)
     shared_stalls: int = 0
     # the load generator
     generator_cpu_pct: float = math.nan
@@ -448,6 +449,7 @@ def measure(n: int, rig: ServerRig, workers: list[Worker], args: argparse.Namesp
     row.gc_collections = [a - b for a, b in zip(after["gc"], before["gc"], strict=True)]
     probe = after["probe"]
     row.gc_max_pause_ms = probe["gc_max"] * 1e3
+    row.stall_stacks = probe["samples"]
     row.max_tick_interval_ms = probe["max_interval"] * 1e3
     row.stalls = [(t - wall_start_server, i * 1e3) for t, i in probe["stalls"]]
     # A stall of the service's loop while the generator (another process, on the other CPU)
@@ -703,6 +705,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--skip-pop", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="sample the service's stack when its loop stalls (in --json: rows[].stall_stacks)",
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     return parser.parse_args(argv)
 
@@ -718,7 +725,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     pinned = not args.no_pin and (os.cpu_count() or 1) >= 2
     workdir = Path(tempfile.mkdtemp(prefix="bench-browser-agents-"))
-    rig = ServerRig(workdir, agents, rtp_range(agents))
+    rig = ServerRig(workdir, agents, rtp_range(agents), diagnose=args.diagnose)
     workers: list[Worker] = []
     rows: list[Row] = []
     pop: PopResult | None = None

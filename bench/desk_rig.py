@@ -189,6 +189,8 @@ class ServerRig:
     workdir: Path
     agents: int
     rtp_range: tuple[int, int]
+    diagnose: bool = False
+    """Run a watchdog thread in the service that samples the loop's stack when it stalls."""
     proc: subprocess.Popen[bytes] | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -240,6 +242,8 @@ class ServerRig:
     def start(self) -> None:
         self._prepare()
         command = [sys.executable, "-m", "bench.desk_rig", "serve", str(self.agents)]
+        if self.diagnose:
+            command.append("--diagnose")
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 command,
@@ -315,17 +319,17 @@ class ServerRig:
             proc.wait(5)
 
 
-def serve_main(agents: int) -> int:
+def serve_main(agents: int, diagnose: bool = False) -> int:
     from callcenter.cli import migrate, run_async
     from callcenter.settings import Settings
 
     settings = Settings()
     if migrate(settings) != 0:
         return 1
-    return run_async(lambda: _serve(settings, agents))
+    return run_async(lambda: _serve(settings, agents, diagnose))
 
 
-async def _serve(settings: Any, agents: int) -> int:
+async def _serve(settings: Any, agents: int, diagnose: bool) -> int:
     from callcenter.cli import build_services
     from callcenter.db.session import create_engine
     from callcenter.engine.sip_endpoint import SipEndpoint
@@ -353,6 +357,8 @@ async def _serve(settings: Any, agents: int) -> int:
         probe = StallProbe()
         clock.add(probe)
         gc.callbacks.append(probe.on_gc)
+        if diagnose:
+            probe.watch()
         desk = next(s for s in services if isinstance(s, AgentDesk))
         names = [SCREEN_POP_AGENT] + [agent_name(i) for i in range(agents)]
 
@@ -438,6 +444,7 @@ class StallProbe:
         self.gc_pauses = [0, 0, 0]
         self.gc_seconds = [0.0, 0.0, 0.0]
         self.gc_max = 0.0
+        self.samples: list[list[str]] = []  # the loop's stack in stalls (`watch`)
 
     def tick(self, n: int) -> None:
         now = time.monotonic()
@@ -460,8 +467,34 @@ class StallProbe:
         self.gc_seconds[generation] += took
         self.gc_max = max(self.gc_max, took)
 
+    def watch(self, threshold: float = 0.040) -> None:
+        """A thread that, when no tick came for `threshold` s, samples the loop thread's stack
+        (once per stall): Python code there is what held the loop; the selector's wait means
+        the process was not running (the machine) or nothing was due."""
+        import threading
+        import traceback
+
+        main = threading.main_thread().ident
+
+        def run() -> None:
+            sampled_at = 0.0
+            while True:
+                time.sleep(0.005)
+                last = self.last
+                if last and last != sampled_at and time.monotonic() - last > threshold:
+                    sampled_at = last
+                    frame = sys._current_frames().get(main or 0)
+                    if frame is not None and len(self.samples) < 50:
+                        stack = traceback.extract_stack(frame)[-12:]
+                        self.samples.append(
+                            [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in stack]
+                        )
+
+        threading.Thread(target=run, name="stall-watchdog", daemon=True).start()
+
     def report(self) -> dict[str, Any]:
         return {
+            "samples": self.samples,
             "max_interval": self.max_interval,
             "stalls": self.stalls,
             "gc_pauses": self.gc_pauses,
@@ -1113,6 +1146,6 @@ def percentiles(values: Sequence[float], qs: Sequence[float]) -> list[float]:
 
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "serve":
-        sys.exit(serve_main(int(sys.argv[2])))
+        sys.exit(serve_main(int(sys.argv[2]), "--diagnose" in sys.argv[3:]))
     print("usage: python -m bench.desk_rig serve AGENTS (started by bench_browser_agents)")
     sys.exit(2)

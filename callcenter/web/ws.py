@@ -19,7 +19,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from ..services.accounts import Principal
 from ..services.acd.control import ControlError
 from ..services.desk import DeskEvent
-from .deps import check_origin, require_roles
+from .deps import Deps, WebDeps, check_origin, require_roles
 from .routes.desk import DeskDep
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,9 @@ MAX_EVENTS_QUEUED: Final = 500
 """Events waiting for a page that does not read; more closes the socket (it reconnects)."""
 MAX_TEXT: Final = 4096
 POLICY_VIOLATION: Final = 1008
+SESSION_ENDED: Final = 4401
+"""Close code: the session behind the socket is no longer valid (log in again)."""
+SESSION_RECHECK: Final = 15.0
 TRY_AGAIN: Final = 1013
 
 
@@ -84,11 +87,28 @@ class _Outbox:
                 return
 
 
+async def _watch(deps: WebDeps, user: Principal, outbox: _Outbox) -> None:
+    """The session stays valid while the socket lives: a disabled user, a changed role or
+    password (which ends the user's other sessions) closes it, like a request would get 401."""
+    while True:
+        await asyncio.sleep(SESSION_RECHECK)
+        try:
+            now = await deps.accounts.principal(user.username)
+        except Exception as exc:  # the database: keep the socket, try again later
+            log.warning("agent socket of %s: session check failed: %s", user.username, exc)
+            continue
+        if now is None or now.session_stamp != user.session_stamp or now.role != user.role:
+            log.info("agent socket of %s: session no longer valid; closing", user.username)
+            outbox.close(SESSION_ENDED)
+            return
+
+
 @router.websocket("/api/agent/ws")
 async def agent_socket(
     websocket: WebSocket,
     user: Annotated[Principal, require_roles("agent")],
     desk: DeskDep,
+    deps: Deps,
 ) -> None:
     if not check_origin(websocket):
         await websocket.close(POLICY_VIOLATION, "cross-origin socket refused")
@@ -96,6 +116,7 @@ async def agent_socket(
     await websocket.accept()
     outbox = _Outbox(websocket)
     sender = asyncio.create_task(outbox.run(), name=f"ws-send-{user.username}")
+    watcher = asyncio.create_task(_watch(deps, user, outbox), name=f"ws-auth-{user.username}")
     session = None
     try:
         try:
@@ -125,9 +146,10 @@ async def agent_socket(
     finally:
         if session is not None:
             desk.disconnect(session)
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await sender
+        for task in (sender, watcher):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
 def _is_ping(text: str) -> bool:

@@ -481,3 +481,19 @@ async def test_a_page_gone_for_good_ends_its_call(database: AsyncEngine, tmp_pat
         await hung_up(caller, 4.0)
         await until(lambda: desk.center.acd.agent_status("amy").state == "wrap-up")
         caller.close()
+
+
+@pytest.mark.asyncio
+async def test_a_password_change_closes_the_agents_socket(
+    database: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("callcenter.web.ws.SESSION_RECHECK", 0.1)
+    async with open_desk(database, tmp_path) as desk, page(desk, "amy") as amy:
+        assert amy.socket is not None
+        accounts = AccountService(create_sessionmaker(database))
+        await accounts.set_password("amy", "a-brand-new-password")
+        socket = amy.socket
+        await until(lambda: socket.close_code is not None, what="the socket closed")
+        assert socket.close_code == 4401
+        refused = await amy.call("GET", "/api/agent")
+        assert refused.status_code == 401

@@ -1,7 +1,8 @@
 // socket.js: the agent page's WebSocket (/api/agent/ws on the page's own host, ws: or wss:
 // by the page's protocol). Owns connecting, reconnecting with backoff (250 ms doubling to
 // 2 s), a ping every 10 s with a watchdog, and the takeover rule: closed with 4409 means a
-// newer page of this agent took over, so this one stops until told to reconnect. Text
+// newer page of this agent took over, so this one stops until told to reconnect; 4401 means
+// the session ended (account disabled, password changed): back to the login page. Text
 // frames are parsed as JSON events; binary frames (ArrayBuffer) go to onBinary untouched.
 
 const BACKOFF_MIN_MS = 250;
@@ -9,6 +10,7 @@ const BACKOFF_MAX_MS = 2000;
 const PING_EVERY_MS = 10000;
 const SILENT_LIMIT_MS = 25000; // nothing heard for this long: the socket is dead
 export const CLOSE_TAKEN_OVER = 4409;
+export const CLOSE_SESSION_ENDED = 4401; // the session is no longer valid: log in again
 
 export class AgentSocket {
   /**
@@ -128,6 +130,11 @@ export class AgentSocket {
       if (this.stopped) return;
       if (event.code === CLOSE_TAKEN_OVER) {
         this._setStatus("taken-over", { code: event.code, reason: event.reason });
+        return;
+      }
+      if (event.code === CLOSE_SESSION_ENDED) {
+        this.stopped = true;
+        location.assign("/");
         return;
       }
       if (!opened) this.failures++;
