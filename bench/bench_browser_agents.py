@@ -4,6 +4,7 @@ WebSocket, docs/agent-api.md).
     .venv/bin/python -m bench.bench_browser_agents [--steps 25,50,100,150,200] [--seconds 15]
         [--warmup 2] [--workers 1] [--pop-calls 200] [--retries 1] [--quiet-wait 10]
         [--budget 170] [--nice -10] [--no-pin] [--skip-load] [--skip-pop] [--keep] [--json FILE]
+        [--diagnose]
 
 The service runs in a process of its own (bench/desk_rig.py: the composition of `callcenter
 serve` plus a control socket for the media clock's and the browser legs' counters), pinned to
@@ -87,13 +88,13 @@ from bench.desk_rig import (
     RigError,
     ServerRig,
     Window,
-    _tone_frame,
     cpu_busy,
     cpu_seconds,
     machine,
     percentiles,
     pin,
     renice,
+    tone_frame,
     worker_main,
 )
 
@@ -149,13 +150,18 @@ class Row:
     late_ticks: int = 0
     max_tick_lateness_ms: float = math.nan
     skipped_slots: int = 0
-    gc_collections: list[int] = field(default_factory=list)
-    gc_max_pause_ms: float = math.nan
+    # the service's loop (desk_rig.StallProbe): stalls (monotonic time from the window's
+    # start, ms between ticks), those the generator shared, garbage collections and pauses
     max_tick_interval_ms: float = math.nan
     stalls: list[tuple[float, float]] = field(default_factory=list)
     server_stalls: int = 0
-    stall_stacks: list[list[str]] = field(default_factory=list)
     shared_stalls: int = 0
+    stall_stacks: list[list[str]] = field(default_factory=list)
+    gc_collections: list[int] = field(default_factory=list)
+    gc_max_pause_ms: float = math.nan
+    heap: dict[str, Any] = field(default_factory=dict)
+    window_start: float = 0.0
+    sockets_opened: tuple[float, float] = (0.0, 0.0)
     # the load generator
     generator_cpu_pct: float = math.nan
     cpu0_busy_pct: float = math.nan
@@ -339,9 +345,22 @@ def run_step(
         )
     row.talking = talking
     row.notes[:0] = setup_notes
+    # When the sockets opened, on the service's clock (each socket re-checks its session on
+    # its own period from then on): to line its stalls up with that work.
+    row.sockets_opened = (
+        min(a["opened"][0] for a in opened) - row.window_start,
+        max(a["opened"][1] for a in opened) - row.window_start,
+    )
     if setup:
         row.setup_p50_ms = percentiles(setup, (50,))[0] * 1e3
     ended = time.monotonic()
+    row.heap = rig.request("heap")
+    if row.gc_collections and row.gc_collections[-1]:
+        row.notes.append(
+            f"the full collection paused the service up to {row.gc_max_pause_ms:.0f} ms; it walks "
+            f"{row.heap['tracked'][2]:,} objects of the oldest generation "
+            f"({row.heap['frozen']:,} frozen at start-up are skipped)"
+        )
     hung = ask_all(workers, "hangup", None, 120)
     problems = [p for h in hung for p in h["problems"]]
     if problems:
@@ -383,7 +402,7 @@ def measure(n: int, rig: ServerRig, workers: list[Worker], args: argparse.Namesp
     rig.check_alive()
     rig.request("reset-lateness")
     before = rig.request("stats")
-    wall_start_server = before["time"]
+    wall_start_server = row.window_start = before["time"]
     cpu_before, gen_before, busy_before = cpu_seconds(rig.pid), generator_cpu(workers), cpu_busy()
     wall_before = time.monotonic()
     ask_all(workers, "begin")
@@ -469,8 +488,6 @@ def measure(n: int, rig: ServerRig, workers: list[Worker], args: argparse.Namesp
             f"other processes kept the CPUs ~{other:.0f} % of a core busy during the window "
             "(/proc/stat busy minus ours: a hint, the two accountings differ by a few points)"
         )
-    if row.gc_collections and row.gc_collections[-1]:
-        row.notes.append(f"{row.gc_collections[-1]} full garbage collection(s) in the service")
     if row.cpu1_busy_pct >= LOAD_SATURATED_PCT or row.generator_cpu_pct >= LOAD_SATURATED_PCT:
         row.notes.append("CPU 1 (the load) was saturated: the generator may be the limit")
     if row.send_late_p99_ms > GENERATOR_LATE_MS:
@@ -496,7 +513,7 @@ async def screen_pop(rig: ServerRig, calls: int) -> PopResult:
             offered_at.append(time.perf_counter())
 
     page.on_event = on_event
-    window, payload = Window(), _tone_frame()
+    window, payload = Window(), tone_frame()
     loop = asyncio.get_running_loop()
 
     async def until(predicate: Any, after: int, timeout: float, what: str) -> dict[str, Any]:

@@ -395,6 +395,12 @@ async def _serve(settings: Any, agents: int, diagnose: bool) -> int:
                     command = line.decode().strip()
                     if command == "stats":
                         answer: dict[str, Any] = stats()
+                    elif command == "heap":
+                        # What a full collection would walk (outside the windows: O(objects)).
+                        answer = {
+                            "tracked": [len(gc.get_objects(g)) for g in range(3)],
+                            "frozen": gc.get_freeze_count(),
+                        }
                     elif command == "reset-lateness":
                         # The clock's max_lateness is "since start": start it again for a window.
                         clock.max_lateness = 0.0
@@ -540,7 +546,7 @@ _RTP = struct.Struct("!BBHII")
 AUDIO_BYTES = 8 + 160
 
 
-def _tone_frame() -> bytes:
+def tone_frame() -> bytes:
     """20 ms of 1 kHz at -10 dBFS in µ-law (8 samples a period: every frame is the same)."""
     from callcenter.media import ToneGenerator, ulaw_encode
 
@@ -934,7 +940,7 @@ class Generator:
         self.base_url = base_url
         self.sip_port = sip_port
         self.window = Window()
-        self.payload = _tone_frame()
+        self.payload = tone_frame()
         self.pages = [LeanPage(i, base_url, self.window, self.payload) for i in indices]
         self.open_pages: list[LeanPage] = []
         self.callers: list[BenchCaller] = []
@@ -1013,8 +1019,11 @@ class Generator:
         """Open the first `count` pages' sockets and make them available."""
         pages = self.pages[:count]
 
+        opened_at: list[float] = []
+
         async def one(page: LeanPage) -> None:
             await page.open()
+            opened_at.append(time.monotonic())
             await page.client.ok("PUT", "/api/agent/state", {"state": "available"})
 
         results = await bounded((one(p) for p in pages), 20)
@@ -1022,7 +1031,12 @@ class Generator:
         self.open_pages = [p for p, r in zip(pages, results, strict=True) if r is None]
         for page in self.open_pages:
             self._add(page, page.index)
-        return {"open": len(self.open_pages), "errors": errors[:3], "failed": len(errors)}
+        return {
+            "open": len(self.open_pages),
+            "errors": errors[:3],
+            "failed": len(errors),
+            "opened": (min(opened_at, default=0.0), max(opened_at, default=0.0)),
+        }
 
     async def do_call(self, indices: list[int]) -> dict[str, Any]:
         """Place a call from caller number i for each i (bounded concurrency)."""

@@ -689,7 +689,7 @@ def demo(settings: Settings, args: argparse.Namespace) -> int:
     for name in seeded.users_created:
         user = users[name]
         print(
-            f"user {name} ({user.role}) created: SIP password {user.sip_password}, "
+            f"user {name} ({user.role}) created: password {user.sip_password} (web page and SIP), "
             f"realm {settings.sip_realm}"
         )
     customers = {customer.name: customer for customer in DEMO_CUSTOMERS}

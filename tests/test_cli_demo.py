@@ -53,11 +53,21 @@ def test_demo_seed_creates_the_demo_once(
 ) -> None:
     assert main(["demo", "seed"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "user amy (agent) created: SIP password demo-amy-1, realm callcenter"
-    assert "user sam (supervisor) created: SIP password demo-sam-1, realm callcenter" in out
+    assert (
+        out[0]
+        == "user amy (agent) created: password demo-amy-1 (web page and SIP), realm callcenter"
+    )
+    assert (
+        "user sam (supervisor) created: password demo-sam-1 (web page and SIP), realm callcenter"
+        in out
+    )
     assert "customer Dev Desai (vip, +44 1632 960004) created" in out
-    assert "user quinn (qa) created: SIP password demo-quinn-1, realm callcenter" in out
-    assert "user ada (admin) created: SIP password demo-ada-1, realm callcenter" in out
+    assert (
+        "user quinn (qa) created: password demo-quinn-1 (web page and SIP), realm callcenter" in out
+    )
+    assert (
+        "user ada (admin) created: password demo-ada-1 (web page and SIP), realm callcenter" in out
+    )
     assert out[-1] == (
         "demo seeded: 6 user(s) and 5 customer(s) created, "
         "0 user(s) and 0 customer(s) already there"
