@@ -45,7 +45,9 @@ MAX_PASSWORD_LENGTH: Final = 256
 USER_FAILURES: Final = 5  # wrong passwords for one username ...
 USER_FAILURE_WINDOW: Final = 15 * 60.0  # ... within this many seconds ...
 USER_LOCK_SECONDS: Final = 15 * 60.0  # ... lock it for this long.
-ADDRESS_ATTEMPTS: Final = 10  # login attempts from one client address ...
+# Failed logins from one client address ... (successes are not counted: a whole office
+# behind one NAT address logs in at 9 o'clock) ...
+ADDRESS_ATTEMPTS: Final = 10
 ADDRESS_WINDOW: Final = 60.0  # ... per this many seconds.
 # Usernames and addresses remembered at once. A flood of made-up names cannot grow memory past
 # this; when it is full, entries whose window has passed go first, then the oldest.
@@ -194,9 +196,8 @@ class AccountService:
         recent = self._attempts.get(address, now)
         if len(recent) >= ADDRESS_ATTEMPTS:
             # Refused attempts are not counted: the client is free again a minute after its
-            # tenth counted attempt however often it knocks meanwhile.
+            # tenth failure however often it knocks meanwhile.
             raise TooManyAttempts(recent[-ADDRESS_ATTEMPTS] + ADDRESS_WINDOW - now)
-        self._attempts.add(address, now)
 
     def _check_lock(self, username: str, now: float) -> None:
         until = self._locked_until.get(username)
@@ -209,6 +210,7 @@ class AccountService:
     def _failed(self, username: str, address: str) -> None:
         # Read the clock again: hashing took a while since the attempt began.
         now = self._clock()
+        self._attempts.add(address, now)
         self._failures.add(username, now)
         if len(self._failures.get(username, now)) < USER_FAILURES:
             log.info("web login failed: %r from %s", username, address)
