@@ -23,6 +23,7 @@ from callcenter.engine.browser import BrowserPhones
 from callcenter.media import dominant_frequency, rms_dbfs
 from callcenter.media.g711 import ulaw_decode
 from callcenter.services.accounts import AccountService
+from callcenter.services.acd.queue import CallbackRecord
 from callcenter.services.desk import AgentDesk
 from callcenter.web.app import create_app
 from callcenter.web.deps import WebDeps
@@ -497,3 +498,30 @@ async def test_a_password_change_closes_the_agents_socket(
         assert socket.close_code == 4401
         refused = await amy.call("GET", "/api/agent")
         assert refused.status_code == 401
+
+
+@pytest.mark.asyncio
+async def test_a_callback_waits_for_an_agent_with_a_desk_phone(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    """A callback rings the agent's desk phone first (then dials the customer from that
+    call): an agent with only the page is not offered it, and is not marked missed."""
+    async with open_desk(database, tmp_path) as desk, page(desk, "amy") as amy:
+        acd = desk.center.acd
+        await amy.ok("PUT", "/api/agent/state", {"state": "available"})
+        record = CallbackRecord(
+            call_id="asked-earlier",
+            queue="support",
+            number=REGULAR,
+            entered_at=acd.clock() - 60,
+            priority=0,
+            tier_rank=0,
+            required_skills={},
+            requested_at=acd.clock() - 30,
+        )
+        stored = await desk.center.callbacks.add(record)
+        acd._queue_callback(stored, acd.clock())
+        await asyncio.sleep(1.5)  # routing passes and a reconcile
+        assert acd.agent_status("amy").state == "available"
+        assert [c.call_id for c in acd.router.waiting("support")] == [f"callback:{stored.id}"]
+        assert not [e for e in amy.events if e["type"] == "call.offered"]

@@ -26,7 +26,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,10 @@ from .routing import (
 log = logging.getLogger(__name__)
 
 DIALABLE = re.compile(r"\+?[0-9]{1,15}")  # ASCII digits only: str.isdigit takes "²" too
+# A callback rings the agent's desk phone first, then dials the customer from that call (a
+# page has no SIP dialog to play that part): callbacks need this skill, which an agent has
+# while a SIP phone of theirs is registered.
+DESK_PHONE_SKILL = "desk-phone"
 CALLBACK_DIGIT = "*"
 CALLBACK_PREFIX = "callback:"
 RECONCILE_INTERVAL = 1.0
@@ -184,13 +188,13 @@ class AcdService:
         self.router = Router(config.queues.values())
         self.agents: dict[str, Agent] = {}
         for name, agent in config.agents.items():
-            # `agent:<name>` lets a transfer wait for one agent in any queue it serves.
-            self.router.set_agent(name, {**agent.skills, f"agent:{name}": 1})
+            self.router.set_agent(name, self._skills(name, desk_phone=False))
             self.agents[name] = Agent(name, wrap_up_seconds=agent.wrap_up_seconds)
         self.waiters: dict[str, Waiter] = {}
         self.pending_callbacks: dict[str, PendingCallback] = {}
         self.talking: dict[str, _Talking] = {}  # by agent
         self.consulting: dict[str, str] = {}  # an agent rung for a consultation -> call id
+        self._desk_phones: dict[str, bool] = {}
         self.agent_events: list[AgentEvent] = []  # the latest, bounded (for the dashboard)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop_task: asyncio.Task[None] | None = None
@@ -472,8 +476,9 @@ class AcdService:
             ", ".join(f"{c.agent_id}={c.score:g}" for c in decision.candidates),
         )
         if callback is not None:
+            # Desk phones only (DESK_PHONE_SKILL): the agent's page does not ring for it.
             sip = [(name, t) for name, t in targets if isinstance(t, tuple)]
-            if not sip:  # a callback rings desk phones only (pages: see _dial_callback)
+            if not sip:  # the phone went between the reconcile and now
                 for name in offered:
                     self._offer_failed(call_id, name, CallFailed(480, "No phone"), now)
                 self._release_callback_offer(callback)
@@ -721,6 +726,23 @@ class AcdService:
                 return True
         return self.registrations is not None and bool(self.registrations.contacts_of_user(name))
 
+    def _skills(self, name: str, *, desk_phone: bool) -> dict[str, int]:
+        """The agent's skills as the router sees them: configured, plus `agent:<name>` (a
+        transfer may wait for this one agent) and the desk phone while one is registered."""
+        skills = {**self.config.agents[name].skills, f"agent:{name}": 1}
+        if desk_phone:
+            skills[DESK_PHONE_SKILL] = 1
+        return skills
+
+    def _track_desk_phones(self) -> None:
+        for name in self.agents:
+            registered = self.registrations is not None and bool(
+                self.registrations.contacts_of_user(name)
+            )
+            if self._desk_phones.get(name) != registered:
+                self._desk_phones[name] = registered
+                self.router.set_agent(name, self._skills(name, desk_phone=registered))
+
     def _pages_gone(self) -> None:
         """A page that stayed away past its grace (the tab closed, the laptop died) ends its
         call: the caller must not wait in silence for an agent who is not coming back."""
@@ -747,6 +769,7 @@ class AcdService:
     def _reconcile(self, now: float) -> None:
         """Every agent's state against the engine's truth: the never-stuck guarantee."""
         self._pages_gone()
+        self._track_desk_phones()
         for name, agent in self.agents.items():
             talking = self.talking.get(name)
             real = frozenset({talking.call_id}) if talking is not None else frozenset()
@@ -1016,6 +1039,8 @@ class AcdService:
         call_id = f"{CALLBACK_PREFIX}{stored.id}"
         if call_id in self.pending_callbacks or stored.record.queue not in self.config.queues:
             return
+        needs = {**stored.record.required_skills, DESK_PHONE_SKILL: 1}
+        stored = replace(stored, record=replace(stored.record, required_skills=needs))
         self.pending_callbacks[call_id] = PendingCallback(stored=stored, call_id=call_id)
         self.router.requeue_callback(stored.record, now, call_id=call_id)
         self._route()
