@@ -525,3 +525,35 @@ async def test_a_callback_waits_for_an_agent_with_a_desk_phone(
         assert acd.agent_status("amy").state == "available"
         assert [c.call_id for c in acd.router.waiting("support")] == [f"callback:{stored.id}"]
         assert not [e for e in amy.events if e["type"] == "call.offered"]
+
+
+@pytest.mark.asyncio
+async def test_several_customers_share_a_number_and_the_agent_chooses(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    async with open_desk(database, tmp_path) as desk, page(desk, "amy") as amy:
+        spouse = await desk.center.acd.customers.create(
+            name="Val Important", company="Big Co", tier="gold", phones=[VIP]
+        )
+        await amy.ok("PUT", "/api/agent/state", {"state": "available"})
+        caller, _ = await place(desk.center, SUPPORT, VIP)
+        offered = (await amy.next_event("call.offered"))["call"]
+        names = [c["name"] for c in offered["customers"]]
+        assert names == ["Vera Important", "Val Important"]  # the higher tier first
+        assert offered["customer_id"] is None  # not guessed: the agent chooses
+        call_id = offered["call_id"]
+        # Another agent's call is not hers to label.
+        refused = await amy.call("POST", "/api/calls/not-hers/customer", {"customer_id": 1})
+        assert refused.status_code == 404
+        await amy.ok("POST", f"/api/calls/{call_id}/answer")
+        card = await amy.ok("POST", f"/api/calls/{call_id}/customer", {"customer_id": spouse.id})
+        assert card["name"] == "Val Important"
+        matched = await amy.next_event("customer.matched")
+        assert matched["customer"]["id"] == spouse.id
+        view = await amy.ok("GET", "/api/agent")
+        assert view["call"]["customer_id"] == spouse.id
+        await amy.ok("POST", f"/api/calls/{call_id}/hangup")
+        await hung_up(caller, 3.0)
+        record = await desk.center.record(call_id)
+        assert record["customer_id"] == spouse.id
+        caller.close()
