@@ -36,8 +36,9 @@ ConsultState = Literal["ringing", "talking", "failed", "cancelled", "completed"]
 VALID_DIGITS = frozenset("0123456789*#ABCD")
 
 
-class ConnectionError_(Exception):
-    """An operation that the connection's state does not allow (ended, no consultation …)."""
+class CallStateError(Exception):
+    """An operation the connection's state does not allow now (ended, no consultation …);
+    the message says which, for a person."""
 
 
 @dataclass(slots=True, eq=False)
@@ -109,13 +110,13 @@ class Connection:
         """RFC 4733 events to the caller (in-band when they negotiated none)."""
         self._check_live()
         if not digits or len(digits) > 32 or not set(digits) <= VALID_DIGITS:
-            raise ConnectionError_("digits are 1 to 32 of 0-9 * # A-D")
+            raise CallStateError("digits are 1 to 32 of 0-9 * # A-D")
         for digit in digits:
             self.call.leg.send_digit(digit)
 
     def _check_live(self) -> None:
         if self.ended or self.detached:
-            raise ConnectionError_("the call has ended")
+            raise CallStateError("the call has ended")
 
     # --- the end ------------------------------------------------------------------------
 
@@ -188,7 +189,7 @@ class Connection:
     def begin_consult(self, target: str) -> Consult:
         self._check_live()
         if self.consult is not None:
-            raise ConnectionError_("a consultation is already in progress")
+            raise CallStateError("a consultation is already in progress")
         consult = self.consult = self.last_consult = Consult(target=target)
         self.apply_modes()  # the caller hears music from now on
         return consult
@@ -227,7 +228,7 @@ class Connection:
     def cancel_consult(self) -> None:
         consult = self.consult
         if consult is None:
-            raise ConnectionError_("no consultation in progress")
+            raise CallStateError("no consultation in progress")
         self._end_consult(consult, "cancelled")
         self.apply_modes()
 
@@ -235,7 +236,7 @@ class Connection:
         """The third party takes the agent's place; the agent is hung up. Returns them."""
         consult = self.consult
         if consult is None or consult.callee is None:
-            raise ConnectionError_("the consultation has not been answered")
+            raise CallStateError("the consultation has not been answered")
         return self._complete(consult)
 
     def _complete(self, consult: Consult) -> Callee:

@@ -39,10 +39,9 @@ SESSION_COOKIE: Final = "callcenter_session"
 SESSION_MAX_AGE: Final = 12 * 60 * 60
 MIN_SECRET_KEY_LENGTH: Final = 32
 
-# The API's routers, matched in this order. The lead adds here: routes.agent.router,
-# routes.customers.router, routes.queues.router and ws.router (docs/agent-api.md). Every route
-# under /api except the login must declare its roles; tests/web/test_route_roles.py checks
-# each route found in the app, so a new router is covered by adding it here.
+# The API's routers, matched in this order (docs/agent-api.md). Every route under /api except
+# the login must declare its roles; tests/web/test_route_roles.py checks each route found in
+# the app, so a new router is covered by adding it here.
 ROUTERS: Final[Sequence[APIRouter]] = (
     auth.router,
     agent.router,

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter.db.session import create_sessionmaker
 from callcenter.engine.browser import BrowserPhones
-from callcenter.media import dominant_frequency, rms_dbfs
+from callcenter.media import PCM, dominant_frequency, rms_dbfs
 from callcenter.media.g711 import ulaw_decode
 from callcenter.services.accounts import AccountService
 from callcenter.services.acd.queue import CallbackRecord
@@ -98,8 +98,8 @@ async def page(desk: Desk, user: str) -> AsyncIterator[PageClient]:
         await client.close()
 
 
-def frequency(pcm: object) -> float:
-    return float(dominant_frequency(pcm))  # type: ignore[arg-type]
+def frequency(pcm: PCM) -> float:
+    return dominant_frequency(pcm)
 
 
 @pytest.mark.asyncio

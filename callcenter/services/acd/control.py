@@ -22,7 +22,7 @@ from typing import Literal
 
 from callcenter.engine.bridge import Target
 from callcenter.engine.browser import BrowserCall
-from callcenter.engine.connection import Connection, ConnectionError_, ConsultState
+from callcenter.engine.connection import CallStateError, Connection, ConsultState
 from callcenter.engine.outbound import CallFailed
 from callcenter.sip import SipUri
 
@@ -143,7 +143,7 @@ class CallControl:
     def _apply(operation: Callable[[], None]) -> None:
         try:
             operation()
-        except ConnectionError_ as exc:
+        except CallStateError as exc:
             raise ControlError(409, str(exc)) from exc
 
     # --- blind transfer --------------------------------------------------------------------
@@ -372,7 +372,7 @@ class CallControl:
         _, _, connection = self._connection(agent, call_id)
         try:
             connection.complete_consult()
-        except ConnectionError_ as exc:
+        except CallStateError as exc:
             raise ControlError(409, str(exc)) from exc
         self.acd._event(call_id, "consult-completed", by=agent)
 
@@ -380,6 +380,6 @@ class CallControl:
         _, _, connection = self._connection(agent, call_id)
         try:
             connection.cancel_consult()
-        except ConnectionError_ as exc:
+        except CallStateError as exc:
             raise ControlError(409, str(exc)) from exc
         self.acd._event(call_id, "consult-cancelled", by=agent)

@@ -16,14 +16,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcenter.db.models import User
+from callcenter.db.models import Customer, User
 from callcenter.engine.browser import BrowserPhones
 from callcenter.services.acd.agent_state import AgentState, reason_problem
 from callcenter.services.acd.control import CallControl, ControlError, TransferTarget
@@ -51,6 +51,7 @@ from .views import (
     CallHeld,
     CallMuted,
     CallOffered,
+    CallState,
     CallSummary,
     CallTransferred,
     CallView,
@@ -125,11 +126,6 @@ class _Offer:
     reason: str = "withdrawn"
 
 
-@dataclass
-class _Tasks:
-    running: set[asyncio.Task[Any]] = field(default_factory=set)
-
-
 class AgentDesk:
     """The ACD's observer and the agent page's service."""
 
@@ -159,7 +155,7 @@ class AgentDesk:
         self._calls: dict[str, DeskCall] = {}
         self._cards: dict[str, asyncio.Task[list[CustomerCard]]] = {}
         self._offers: dict[str, _Offer] = {}
-        self._tasks = _Tasks()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._last_stats: list[QueueStat] | None = None
 
@@ -172,7 +168,7 @@ class AgentDesk:
         self._ticker = asyncio.create_task(self._tick(), name="desk")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._ticker, *self._tasks.running) if t is not None]
+        tasks = [t for t in (self._ticker, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -351,7 +347,7 @@ class AgentDesk:
             dispositions=self.dispositions,
         )
 
-    def _state_of(self, agent: str, call: DeskCall) -> Any:
+    def _state_of(self, agent: str, call: DeskCall) -> CallState:
         state = self.acd.agents[agent].state
         if state is AgentState.RESERVED:
             return "ringing"
@@ -363,7 +359,7 @@ class AgentDesk:
             return "talking"
         return "consulting" if consulting else "held" if held else "talking"
 
-    def _call_view(self, call: DeskCall, *, state: Any, agent: str) -> CallView:
+    def _call_view(self, call: DeskCall, *, state: CallState, agent: str) -> CallView:
         held = muted = False
         with contextlib.suppress(ControlError):
             held, muted, _ = self.control.state(agent, call.call_id)
@@ -589,7 +585,7 @@ class AgentDesk:
                 return
         raise DeskError(404, "no such call of yours")
 
-    async def _customer(self, customer_id: int) -> Any:
+    async def _customer(self, customer_id: int) -> Customer:
         try:
             return await self.customers.get(customer_id)
         except CustomerError as exc:
@@ -660,19 +656,19 @@ class AgentDesk:
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.running.add(task)
+        self._tasks.add(task)
         task.add_done_callback(self._done)
 
     def _spawn_cards(
         self, coroutine: Coroutine[Any, Any, list[CustomerCard]]
     ) -> asyncio.Task[list[CustomerCard]] | None:
         task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.running.add(task)
+        self._tasks.add(task)
         task.add_done_callback(self._done)
         return task
 
     def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.running.discard(task)
+        self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("desk task failed", exc_info=task.exception())
 
