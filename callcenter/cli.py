@@ -59,6 +59,7 @@ from callcenter.services.ivr import FlowError, FlowRegistry, load_flow, simulate
 from callcenter.services.ivr.flow import TEXT_PREFIX, BusinessHours
 from callcenter.services.ivr.prompts import PromptLibrary, TtsUnavailable, flow_prompts
 from callcenter.services.ivr.session import IvrApplication
+from callcenter.services.recordings import RecordingService
 from callcenter.services.subscribers import SqlSubscriberDirectory, SubscriberError, add_user
 from callcenter.services.voicemail import VoicemailApplication, VoicemailService
 from callcenter.settings import Settings
@@ -149,6 +150,7 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
     except AcdConfigError as exc:
         raise StartupError(f"{exc}\nfix {acd_file} (check it with `callcenter acd check`)") from exc
     phones = BrowserPhones()
+    recordings = RecordingService(sessions, settings.recordings_dir)
     customers = CustomerService(sessions, default_region=settings.default_region)
     acd = AcdService(
         acd_config,
@@ -164,6 +166,7 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
         hold_music=settings.hold_music,
         login_on_register=settings.acd_login_on_register,
         phones=phones,
+        recordings=recordings,
     )
     desk = AgentDesk(acd, phones=phones, customers=customers, call_log=call_log, sessions=sessions)
     acd.observer = desk
@@ -183,7 +186,7 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
     endpoint.router.applications["ivr"] = ivr_app
     endpoint.router.applications["flow"] = ivr_app
     endpoint.router.applications["voicemail"] = VoicemailApplication(voicemail)
-    services.extend([call_log, voicemail, ivr_app, acd, desk])
+    services.extend([call_log, voicemail, recordings, ivr_app, acd, desk])
     services.append(_web_server(settings, replace(web, desk=desk)))
     return services
 

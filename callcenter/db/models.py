@@ -301,6 +301,43 @@ class Callback(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+RECORDING_STATES: Final = ("recording", "complete", "incomplete", "failed")
+
+
+class Recording(Base):
+    """A call's recording: stereo 16-bit 8 kHz WAV, left the caller, right everyone else.
+
+    Written while the call lasts (state 'recording'); `complete` with its duration, size and
+    sha256 when closed; `incomplete` when a crash cut it (repaired at the next start, with
+    the duration that survived); `failed` while the disk refuses it (the call goes on).
+    `path` is relative to the recordings directory. `timeline` holds offsets into the file
+    (seconds) of what happened: pause/resume, hold, transfer, disk trouble.
+    """
+
+    __tablename__ = "recordings"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN (" + ", ".join(f"'{s}'" for s in RECORDING_STATES) + ")",
+            name="state",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(255), index=True)
+    path: Mapped[str] = mapped_column(String(1024))
+    state: Mapped[str] = mapped_column(
+        String(16), default="recording", server_default="recording", index=True
+    )
+    channels: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    timeline: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+    failure: Mapped[str] = mapped_column(String(255), default="", server_default="")
+
+
 class VoicemailMessage(Base):
     """A message a caller left in a box: a recording (mono 8 kHz WAV) attached to the box.
 

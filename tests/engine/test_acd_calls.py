@@ -37,6 +37,7 @@ from callcenter.services.customers import CustomerService
 from callcenter.services.ivr import FlowRegistry, load_flow, simulate
 from callcenter.services.ivr.prompts import PromptLibrary
 from callcenter.services.ivr.session import IvrApplication
+from callcenter.services.recordings import RecordingService
 from callcenter.services.subscribers import add_user
 from callcenter.services.voicemail import VoicemailService
 from callcenter.sip import Request, make_response, parse_message
@@ -146,6 +147,7 @@ async def open_center(
     *,
     outbound_port: int | None = None,
     phones: BrowserPhones | None = None,
+    recordings: RecordingService | None = None,
 ) -> AsyncIterator[Center]:
     flows = tmp_path / "flows"
     flows.mkdir(exist_ok=True)
@@ -192,6 +194,7 @@ async def open_center(
         voicemail=voicemail,
         tick_interval=0.05,
         phones=phones,
+        recordings=recordings,
     )
     ivr = IvrApplication(
         endpoint.calls,

@@ -25,6 +25,7 @@ from callcenter.media.g711 import ulaw_decode
 from callcenter.services.accounts import AccountService
 from callcenter.services.acd.queue import CallbackRecord
 from callcenter.services.desk import AgentDesk
+from callcenter.services.recordings import RecordingService
 from callcenter.web.app import create_app
 from callcenter.web.deps import WebDeps
 from callcenter.web.server import WebServer
@@ -55,6 +56,7 @@ class Desk:
     desk: AgentDesk
     phones: BrowserPhones
     base_url: str
+    recordings: RecordingService
 
 
 @contextlib.asynccontextmanager
@@ -66,7 +68,9 @@ async def open_desk(
     for user, password in PASSWORDS.items():
         await accounts.set_password(user, password)
     phones = BrowserPhones(grace=grace)
-    async with open_center(database, tmp_path, phones=phones) as center:
+    recordings = RecordingService(sessions, tmp_path / "recordings", flush_interval=0.2)
+    await recordings.start()
+    async with open_center(database, tmp_path, phones=phones, recordings=recordings) as center:
         desk = AgentDesk(
             center.acd,
             phones=phones,
@@ -80,10 +84,11 @@ async def open_desk(
         server = WebServer(app, host="127.0.0.1", port=0)
         await server.start()
         try:
-            yield Desk(center, desk, phones, f"http://127.0.0.1:{server.port}")
+            yield Desk(center, desk, phones, f"http://127.0.0.1:{server.port}", recordings)
         finally:
             await server.stop()
             await desk.stop()
+            await recordings.stop()
 
 
 @contextlib.asynccontextmanager

@@ -34,7 +34,9 @@ from .leg import RtpLeg, forward_pair, unlink_pair
 from .legs import Leg
 from .players import claim, release
 
-RecordingSink = Callable[[NDArray[np.int16]], None]
+RecordingSink = Callable[[NDArray[np.int16], int], None]
+"""Gets each tick's (160, 2) stereo frame and the clock's slot number (a recorder that
+follows a caller from room to room fills the slots no room gave it, so time stays true)."""
 
 
 class FrameSource(Protocol):
@@ -70,7 +72,7 @@ class Room:
 
     @property
     def on_recording(self) -> RecordingSink | None:
-        """Called every tick with the (160, 2) stereo frame (caller left) while set."""
+        """Called every tick with the (160, 2) stereo frame (caller left) and the slot."""
         return self._on_recording
 
     @on_recording.setter
@@ -159,7 +161,7 @@ class Room:
             leg.write_frame(SILENCE if out is None else out)
         sink = self._on_recording
         if result.recording is not None and sink is not None:
-            sink(result.recording)
+            sink(result.recording, n)
 
     def __repr__(self) -> str:
         return f"<Room of {len(self._legs)}>"

@@ -121,14 +121,33 @@ class CallControl:
         self.acd.bridges.hang_up_callee(connection.callee)
 
     def hold(self, agent: str, call_id: str, on: bool) -> None:
-        _, _, connection = self._connection(agent, call_id)
+        waiter, _, connection = self._connection(agent, call_id)
         self._apply(lambda: connection.hold(on))
+        if waiter.recording is not None:
+            waiter.recording.note("hold" if on else "resume", by=agent)
         self.acd._event(call_id, "hold" if on else "resume", by="agent", via="page")
 
     def mute(self, agent: str, call_id: str, on: bool) -> None:
         _, _, connection = self._connection(agent, call_id)
         self._apply(lambda: connection.mute(on))
         self.acd._event(call_id, "mute" if on else "unmute", by="agent")
+
+    def pause_recording(self, agent: str, call_id: str, paused: bool) -> bool:
+        """Pause (zeros are written) or resume the call's recording; False if already so."""
+        waiter, _, _ = self._connection(agent, call_id)
+        recording = waiter.recording
+        if recording is None:
+            raise ControlError(409, "this call is not being recorded")
+        acd = self.acd
+        changed = recording.pause(agent, acd.clock()) if paused else recording.resume(agent)
+        if changed:
+            acd._event(call_id, "recording-paused" if paused else "recording-resumed", by=agent)
+        return recording.paused
+
+    def recording_paused(self, agent: str, call_id: str) -> bool | None:
+        """Whether the call's recording is paused (None: not recorded)."""
+        waiter, _ = self._talk(agent, call_id)
+        return None if waiter.recording is None else waiter.recording.paused
 
     def send_digits(self, agent: str, call_id: str, digits: str) -> None:
         _, _, connection = self._connection(agent, call_id)
@@ -158,6 +177,8 @@ class CallControl:
             raise ControlError(409, "finish the consultation first")
         acd.bridges.detach(connection)
         self._agent_left(agent, waiter, talking)
+        if waiter.recording is not None:
+            waiter.recording.note("transferred", by=agent, to=target.label())
         acd._event(call_id, "transferred", by=agent, to=target.label(), mode="blind")
         now = acd.clock()
         if target.kind == "number":
@@ -361,6 +382,7 @@ class CallControl:
         if acd.talking.get(agent) is talking:
             del acd.talking[agent]
         talking.handed_off = True
+        acd._stop_recording(waiter)  # (a number outside: not recorded past the handover)
         waiter.agent = None
         waiter.gone = True  # the ACD is done with this caller
         acd.waiters.pop(waiter.call_id, None)

@@ -33,6 +33,9 @@ class AcdObserver(Protocol):
     def call_ended(self, agent: str, call_id: str, by: str) -> None:
         """The agent's call ended (`by` caller, agent, transfer or system)."""
 
+    def recording_changed(self, waiter: Waiter, *, paused: bool) -> None:
+        """The call's recording was paused or resumed (by the system: the maximum pause)."""
+
 
 class NoObserver:
     def agent_changed(self, agent: str) -> None:
@@ -51,4 +54,7 @@ class NoObserver:
         pass
 
     def call_ended(self, agent: str, call_id: str, by: str) -> None:
+        pass
+
+    def recording_changed(self, waiter: Waiter, *, paused: bool) -> None:
         pass

@@ -45,6 +45,7 @@ from callcenter.services.customers import CallerId, CustomerMatch, CustomerServi
 from callcenter.services.ivr.interpreter import EnqueueCall, StartVoicemail, TransferCall
 from callcenter.services.ivr.prompts import PromptLibrary
 from callcenter.services.ivr.session import IvrSession
+from callcenter.services.recordings import CallRecorder, RecordingService
 from callcenter.services.voicemail import VoicemailService
 from callcenter.sip import SipUri
 
@@ -108,6 +109,7 @@ class Waiter:
     ringing: asyncio.Task[None] | None = None
     agent: str | None = None  # who answered
     gone: bool = False  # the caller hung up, or left the ACD (voicemail, callback)
+    recording: CallRecorder | None = None  # from the first answer to the end, across transfers
 
 
 @dataclass(eq=False)
@@ -164,7 +166,13 @@ class AcdService:
         login_on_register: bool = False,
         phones: BrowserPhones | None = None,
         observer: AcdObserver | None = None,
+        recordings: RecordingService | None = None,
+        max_recording_pause: float = 180.0,
     ) -> None:
+        # Every answered call is recorded (the caller left, everyone else right); a pause
+        # ends by itself after `max_recording_pause` seconds.
+        self.recordings = recordings
+        self.max_recording_pause = max_recording_pause
         self.config = config
         # Agents' web pages: rung next to their SIP phones, present while a socket is open.
         self.phones = phones
@@ -387,6 +395,7 @@ class AcdService:
         self.waiters.pop(waiter.call_id, None)
         if waiter.agent is not None:
             return  # talking to an agent: the bridge reports who ended it
+        self._stop_recording(waiter)  # left while waiting after a transfer
         ringing = self.router.remove(waiter.call_id)
         now = self.clock()
         for agent in ringing:
@@ -619,6 +628,7 @@ class AcdService:
             self.observer.offer_ended(other, call_id, "answered-elsewhere")
             self._handle(other, OfferWithdrawal(call_id=call_id), now)
         on_page = isinstance(callee, BrowserCall)
+        self._record(waiter)
         if self.call_log is not None:
             self.call_log.answered(call_id, agent)
             self.call_log.update(call_id, queue=waiter.queue)
@@ -633,6 +643,36 @@ class AcdService:
             accepted.waited_seconds,
             waiter.queue,
         )
+
+    def _record(self, waiter: Waiter) -> None:
+        """The caller's room feeds the call's one recording (begun at the first answer)."""
+        if self.recordings is None:
+            return
+        if waiter.recording is None:
+            waiter.recording = self.recordings.begin(waiter.call_id)
+            self._event(waiter.call_id, "recording", path=waiter.recording.path)
+        else:
+            waiter.recording.note("connected", agent=waiter.agent)
+        connection = self.bridges.connection(waiter.call)
+        if connection is not None:
+            connection.room.on_recording = waiter.recording.write
+
+    def _resume_recordings(self, now: float) -> None:
+        """A pause longer than the maximum ends by itself: a forgotten pause must not leave
+        the rest of the call unrecorded."""
+        limit = self.max_recording_pause
+        for waiter in self.waiters.values():
+            recording = waiter.recording
+            at = recording.paused_at if recording is not None else None
+            if recording is not None and at is not None and now - at >= limit:
+                recording.resume("system")
+                self._event(waiter.call_id, "recording-resumed", by="system", after=limit)
+                self.observer.recording_changed(waiter, paused=False)
+
+    def _stop_recording(self, waiter: Waiter) -> None:
+        if waiter.recording is not None and self.recordings is not None:
+            self.recordings.finish(waiter.recording)
+            waiter.recording = None
 
     def _log_holds(self, call_id: str, call: Call, who: str) -> None:
         """Hold and resume by either side go on the call record (the bridge plays the music)."""
@@ -673,6 +713,7 @@ class AcdService:
         talking.ended = True
         agent = talking.agent
         who = "agent" if by == "callee" else "caller"
+        self._stop_recording(waiter)
         if talking.handed_off:
             self._end_record(
                 waiter.call_id, "caller" if who == "caller" else "system", "transferred"
@@ -809,6 +850,7 @@ class AcdService:
                 log.exception("call %s: overflow failed", overflow.call.call_id)
         for due in self.router.announcements_due(now):
             self._spawn(self._announce(due))
+        self._resume_recordings(now)
         for name, agent in self.agents.items():
             timer = agent.get_timer()
             if timer is not None and now >= timer:
@@ -863,6 +905,7 @@ class AcdService:
         waiter.gone = True
         self.waiters.pop(waiter.call_id, None)
         self.router.remove(waiter.call_id)
+        self._stop_recording(waiter)
         waiter.call.leg.on_digit = None
         if waiter.hold is not None:
             self.calls.release_media(waiter.call)

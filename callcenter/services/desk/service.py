@@ -64,6 +64,7 @@ from .views import (
     OfferWithdrawn,
     QueueStat,
     QueueStats,
+    RecordingChanged,
     TransferAgent,
     TransferTargets,
 )
@@ -361,8 +362,10 @@ class AgentDesk:
 
     def _call_view(self, call: DeskCall, *, state: CallState, agent: str) -> CallView:
         held = muted = False
+        paused: bool | None = None
         with contextlib.suppress(ControlError):
             held, muted, _ = self.control.state(agent, call.call_id)
+            paused = self.control.recording_paused(agent, call.call_id)
         return CallView(
             call_id=call.call_id,
             state=state,
@@ -373,6 +376,7 @@ class AgentDesk:
             muted=muted,
             held=held,
             on="page" if call.on == "page" else "phone" if call.on == "phone" else None,
+            recording_paused=paused,
             since=call.answered_at or call.since,
         )
 
@@ -442,6 +446,14 @@ class AgentDesk:
         self.control.mute(agent, call_id, on)
         _, muted, _ = self.control.state(agent, call_id)
         self._publish(agent, CallMuted(call_id=call_id, muted=muted))
+
+    def pause_recording(self, agent: str, call_id: str, paused: bool) -> None:
+        now = self.control.pause_recording(agent, call_id, paused)
+        self._publish(agent, RecordingChanged(call_id=call_id, paused=now))
+
+    def recording_changed(self, waiter: Waiter, *, paused: bool) -> None:
+        if waiter.agent is not None:
+            self._publish(waiter.agent, RecordingChanged(call_id=waiter.call_id, paused=paused))
 
     def send_digits(self, agent: str, call_id: str, digits: str) -> None:
         self.control.send_digits(agent, call_id, digits)

@@ -66,6 +66,7 @@ class CallView(_Frozen):
     muted: bool = False
     held: bool = False
     on: Literal["page", "phone"] | None = None
+    recording_paused: bool | None = None  # None: the call is not recorded
     since: datetime  # when it arrived; once answered, when it was answered (talk time)
 
 
@@ -159,6 +160,12 @@ class ConsultChanged(_Frozen):
     target: str
 
 
+class RecordingChanged(_Frozen):
+    type: Literal["call.recording"] = "call.recording"
+    call_id: str
+    paused: bool
+
+
 class CallTransferred(_Frozen):
     type: Literal["call.transferred"] = "call.transferred"
     call_id: str
@@ -203,6 +210,7 @@ DeskEvent = (
     | CallMuted
     | ConsultChanged
     | CallTransferred
+    | RecordingChanged
     | CallEnded
     | CustomerMatched
     | QueueStats

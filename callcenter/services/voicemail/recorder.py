@@ -22,8 +22,7 @@ import numpy as np
 from callcenter.engine.media import RtpLeg
 from callcenter.engine.media.players import claim, release
 from callcenter.media import SAMPLES_PER_FRAME, SILENCE
-
-from .wavfile import WavFileWriter
+from callcenter.services.audiofiles import WavFileWriter
 
 log = logging.getLogger(__name__)
 

@@ -30,10 +30,10 @@ from callcenter.db.models import VoicemailMessage
 from callcenter.engine.calls import Call, Calls
 from callcenter.engine.media import Prompt, PromptError
 from callcenter.media import SAMPLE_RATE, ToneGenerator
+from callcenter.services.audiofiles import ClosedWav, WavFileWriter
 from callcenter.services.ivr.prompts import PromptLibrary
 
 from .session import VoicemailPrompts, VoicemailSession
-from .wavfile import ClosedWav, WavFileWriter
 
 log = logging.getLogger(__name__)
 

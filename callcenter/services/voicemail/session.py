@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 from callcenter.engine.calls import Call, Calls
 from callcenter.engine.media import Prompt, PromptPlayer
+from callcenter.services.audiofiles import WavFileWriter
 
 from .recorder import STOP_DIGIT, STOP_HANGUP, STOP_SHUTDOWN, MessageRecorder
-from .wavfile import WavFileWriter
 
 log = logging.getLogger(__name__)
 

@@ -101,6 +101,20 @@ async def mute(call_id: CallId, body: OnOff, user: Agent, desk: DeskDep) -> None
         desk.mute(user.username, call_id, body.on)
 
 
+class RecordingPause(BaseModel):
+    paused: bool
+
+
+@router.put("/calls/{call_id}/recording", status_code=status.HTTP_204_NO_CONTENT)
+async def pause_recording(
+    call_id: CallId, body: RecordingPause, user: Agent, desk: DeskDep
+) -> None:
+    """Pause the call's recording (silence is written: for card numbers) or resume it; a
+    pause ends by itself after the maximum (3 minutes)."""
+    with desk_errors():
+        desk.pause_recording(user.username, call_id, body.paused)
+
+
 @router.post("/calls/{call_id}/dtmf", status_code=status.HTTP_204_NO_CONTENT)
 async def dtmf(call_id: CallId, body: Digits, user: Agent, desk: DeskDep) -> None:
     """Digits to the caller as RFC 4733 events."""

@@ -370,7 +370,7 @@ async def test_recording_or_a_third_leg_means_mixing(clock: MediaClock, pool: Rt
         talk = peer_a.send_tone(leg_a.port, 700.0, 1.6)
         await asyncio.sleep(0.2)
         assert room.forwarding
-        room.on_recording = lambda frame: recorded.append(frame.copy())
+        room.on_recording = lambda frame, n: recorded.append(frame.copy())
         assert not room.forwarding
         await asyncio.sleep(0.4)
         assert len(recorded) >= 15

@@ -1,0 +1,192 @@
+"""Every answered call is recorded: stereo, the caller left, everyone else right, one file
+from the first answer to the end across hold and transfer (tones measured in the file)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from callcenter.db.models import Recording
+from callcenter.db.session import create_sessionmaker
+from callcenter.media import PCM, decode_wav, detect_tone, dominant_frequency
+from tests.engine.test_acd_calls import (
+    REGULAR,
+    SUPPORT,
+    VIP,
+    hung_up,
+    place,
+    staff_and_customers,  # noqa: F401 (autouse: amy, ben and two customers)
+    until,
+)
+
+from .page_client import tone
+from .test_desk_calls import answer_next, open_desk, page
+
+pytest_plugins = ["tests.engine.test_bridge"]
+
+
+async def recording_of(database: AsyncEngine, call_id: str) -> Recording:
+    sessions = create_sessionmaker(database)
+
+    async def finished() -> Recording | None:
+        async with sessions() as session:
+            rows = (
+                await session.scalars(select(Recording).where(Recording.call_id == call_id))
+            ).all()
+        assert len(rows) <= 1, "one recording per call"
+        return rows[0] if rows and rows[0].state != "recording" else None
+
+    for _ in range(100):
+        row = await finished()
+        if row is not None:
+            return row
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the recording of {call_id} was not closed")
+
+
+def channels(path: Path) -> tuple[PCM, PCM]:
+    wav = decode_wav(path.read_bytes())
+    assert wav.channels == 2 and wav.sample_rate == 8000
+    return wav.samples[:, 0].copy(), wav.samples[:, 1].copy()
+
+
+def onset(samples: PCM, threshold: float = 1000.0) -> float:
+    """Seconds to the first 10 ms whose level passes `threshold`."""
+    for start in range(0, len(samples) - 80, 80):
+        if np.abs(samples[start : start + 80].astype(np.int32)).mean() > threshold:
+            return start / 8000
+    raise AssertionError("no tone in the channel")
+
+
+@pytest.mark.asyncio
+async def test_a_call_is_recorded_caller_left_agent_right_aligned_with_the_call(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    async with open_desk(database, tmp_path) as desk, page(desk, "amy") as amy:
+        await amy.ok("PUT", "/api/agent/state", {"state": "available"})
+        caller, engine_port = await place(desk.center, SUPPORT, VIP)
+        call_id = await answer_next(amy)
+        await until(lambda: desk.center.acd.agent_status("amy").state == "on-call")
+        await asyncio.sleep(0.5)
+        sent_at = time.time()
+        caller.rtp.send_tone(engine_port, 700.0, 1.5)
+        await asyncio.sleep(2.0)
+        amy.send_pcm(tone(1300.0, 1.5))
+        await asyncio.sleep(2.0)
+        await amy.ok("POST", f"/api/calls/{call_id}/hangup")
+        await hung_up(caller, 3.0)
+        row = await recording_of(database, call_id)
+        assert row.state == "complete", (row.state, row.failure)
+        path = desk.recordings.recordings_dir / row.path
+        left, right = channels(path)
+        assert row.duration_seconds == pytest.approx(len(left) / 8000, abs=0.001)
+        assert row.size_bytes == path.stat().st_size and len(row.sha256 or "") == 64
+
+        # The caller's tone on the left only, the agent's on the right only.
+        caller_part = slice(int(0.6 * 8000), int(1.9 * 8000))
+        assert abs(dominant_frequency(left[caller_part]) - 700.0) < 20
+        assert not detect_tone(right[caller_part], 700.0)
+        agent_part = slice(len(left) - int(2.3 * 8000), len(left) - int(1.0 * 8000))
+        assert abs(dominant_frequency(right[agent_part]) - 1300.0) < 20
+        assert not detect_tone(left[agent_part], 1300.0)
+
+        # Aligned with the call: the tone starts where the clock says it was sent (the RTP
+        # jitter buffer's play-out delay, 40 ms, is part of the path).
+        expected = sent_at - row.started_at.timestamp()
+        found = onset(left)
+        print(f"caller tone at {found:.3f} s in the file, sent at {expected:.3f} s")
+        assert abs(found - expected) < 0.04 + 0.04
+        caller.close()
+
+
+@pytest.mark.asyncio
+async def test_hold_and_transfer_keep_one_continuous_recording(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    async with (
+        open_desk(database, tmp_path) as desk,
+        page(desk, "amy") as amy,
+        page(desk, "ben") as ben,
+    ):
+        await amy.ok("PUT", "/api/agent/state", {"state": "available"})
+        caller, engine_port = await place(desk.center, SUPPORT, REGULAR)
+        call_id = await answer_next(amy)
+        await until(lambda: desk.center.acd.agent_status("amy").state == "on-call")
+        began = time.time()
+        await amy.ok("PUT", f"/api/calls/{call_id}/hold", {"on": True})
+        await asyncio.sleep(0.5)
+        await amy.ok("PUT", f"/api/calls/{call_id}/hold", {"on": False})
+        caller.rtp.send_tone(engine_port, 700.0, 1.0)
+        await asyncio.sleep(1.2)
+        await amy.ok(
+            "POST", f"/api/calls/{call_id}/transfer", {"target": {"kind": "agent", "value": "ben"}}
+        )
+        await asyncio.sleep(1.0)  # the caller waits with music for ben
+        await ben.ok("PUT", "/api/agent/state", {"state": "available"})
+        await answer_next(ben)
+        await until(lambda: desk.center.acd.agent_status("ben").state == "on-call")
+        ben.send_pcm(tone(1300.0, 1.2))
+        await asyncio.sleep(1.4)
+        await ben.ok("POST", f"/api/calls/{call_id}/hangup")
+        ended = time.time()
+        await hung_up(caller, 3.0)
+
+        row = await recording_of(database, call_id)
+        assert row.state == "complete"
+        left, right = channels(desk.recordings.recordings_dir / row.path)
+        # One file for the whole call, its length the call's (the wait for ben included).
+        assert abs(len(left) / 8000 - (ended - began)) < 0.5
+        kinds = [event["kind"] for event in row.timeline]
+        assert kinds[:2] == ["hold", "resume"] and "transferred" in kinds and "connected" in kinds
+        assert abs(dominant_frequency(left[: int(3.0 * 8000)]) - 700.0) < 20
+        assert abs(dominant_frequency(right[-int(1.6 * 8000) :]) - 1300.0) < 20
+        caller.close()
+
+
+@pytest.mark.asyncio
+async def test_a_tone_during_a_pause_is_nowhere_in_the_file_and_a_pause_ends_by_itself(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    async with open_desk(database, tmp_path) as desk, page(desk, "amy") as amy:
+        desk.center.acd.max_recording_pause = 2.0
+        await amy.ok("PUT", "/api/agent/state", {"state": "available"})
+        caller, engine_port = await place(desk.center, SUPPORT, VIP)
+        call_id = await answer_next(amy)
+        await until(lambda: desk.center.acd.agent_status("amy").state == "on-call")
+        caller.rtp.send_tone(engine_port, 700.0, 0.8)
+        await asyncio.sleep(1.0)
+        await amy.ok("PUT", f"/api/calls/{call_id}/recording", {"paused": True})
+        assert (await amy.next_event("call.recording"))["paused"] is True
+        # The card number, read out by the caller and repeated by the agent.
+        caller.rtp.send_tone(engine_port, 1000.0, 1.0)
+        amy.send_pcm(tone(1600.0, 1.0))
+        await asyncio.sleep(1.2)
+        # Forgotten: the pause ends by itself after the maximum (2 s here).
+        resumed = await amy.next_event("call.recording", after=len(amy.events) - 1)
+        assert resumed["paused"] is False
+        caller.rtp.send_tone(engine_port, 700.0, 0.8)
+        await asyncio.sleep(1.0)
+        await amy.ok("POST", f"/api/calls/{call_id}/hangup")
+        await hung_up(caller, 3.0)
+
+        row = await recording_of(database, call_id)
+        left, right = channels(desk.recordings.recordings_dir / row.path)
+        for channel in (left, right):
+            for start in range(0, len(channel) - 160, 160):
+                frame = channel[start : start + 160]
+                assert not detect_tone(frame, 1000.0), f"paused audio at {start / 8000:.2f} s"
+                assert not detect_tone(frame, 1600.0), f"paused audio at {start / 8000:.2f} s"
+        kinds = [(e["kind"], e.get("by")) for e in row.timeline]
+        assert ("paused", "amy") in kinds and ("resumed", "system") in kinds
+        # Before and after the pause the caller is there.
+        assert abs(dominant_frequency(left[: int(0.8 * 8000)]) - 700.0) < 20
+        assert abs(dominant_frequency(left[-int(1.6 * 8000) : -int(0.6 * 8000)]) - 700.0) < 20
+        record = await desk.center.record(call_id)
+        assert "recording-paused" in [e["kind"] for e in record["timeline"]]
+        caller.close()
