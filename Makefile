@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= var
 DEBIAN_TEST_PACKAGES := sip-tester baresip chromium ffmpeg espeak-ng sox
-# What `make run` needs: espeak-ng speaks the IVR's text: prompts.
-DEBIAN_RUN_PACKAGES := espeak-ng
+# What `make run` needs: espeak-ng speaks the IVR's text: prompts; ffmpeg compresses the
+# recordings after the call (through pydub).
+DEBIAN_RUN_PACKAGES := espeak-ng ffmpeg
 FUZZ_RUNS ?= 1000000
 
 .PHONY: run test check lint types contracts pytest fuzz bench migrate install install-test debian-test-packages debian-run-packages clean

@@ -4,6 +4,7 @@ from the first answer to the end across hold and transfer (tones measured in the
 from __future__ import annotations
 
 import asyncio
+import errno
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from callcenter.db.models import Recording
 from callcenter.db.session import create_sessionmaker
 from callcenter.media import PCM, decode_wav, detect_tone, dominant_frequency
+from callcenter.services.audiofiles import WavFileWriter
 from tests.engine.test_acd_calls import (
     REGULAR,
     SUPPORT,
@@ -189,4 +191,49 @@ async def test_a_tone_during_a_pause_is_nowhere_in_the_file_and_a_pause_ends_by_
         assert abs(dominant_frequency(left[-int(1.6 * 8000) : -int(0.6 * 8000)]) - 700.0) < 20
         record = await desk.center.record(call_id)
         assert "recording-paused" in [e["kind"] for e in record["timeline"]]
+        caller.close()
+
+
+@pytest.mark.asyncio
+async def test_a_full_disk_never_drops_the_call_and_recording_resumes_when_space_returns(
+    database: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full = {"disk": False}
+    append = WavFileWriter.append
+
+    def append_unless_full(writer: WavFileWriter, pcm: bytes) -> None:
+        if full["disk"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        append(writer, pcm)
+
+    monkeypatch.setattr(WavFileWriter, "append", append_unless_full)
+    async with open_desk(database, tmp_path) as desk, page(desk, "amy") as amy:
+        await amy.ok("PUT", "/api/agent/state", {"state": "available"})
+        caller, engine_port = await place(desk.center, SUPPORT, VIP)
+        call_id = await answer_next(amy)
+        await until(lambda: desk.center.acd.agent_status("amy").state == "on-call")
+        await asyncio.sleep(0.5)
+        full["disk"] = True
+        await until(lambda: desk.recordings.disk_failures > 0, what="the disk error seen")
+        async with create_sessionmaker(database)() as session:
+            row = await session.scalar(select(Recording).where(Recording.call_id == call_id))
+        assert row is not None and row.state == "failed" and "space" in row.failure
+        # The call goes on: both ways.
+        caller.rtp.send_tone(engine_port, 700.0, 1.2)
+        amy.send_pcm(tone(1300.0, 1.2))
+        await asyncio.sleep(1.4)
+        assert abs(dominant_frequency(amy.audio()[-4000:]) - 700.0) < 20
+        assert abs(dominant_frequency(caller.rtp.audio()[-4000:]) - 1300.0) < 20
+        full["disk"] = False  # space is back: what waited in memory goes to the file
+        await asyncio.sleep(0.6)
+        await amy.ok("POST", f"/api/calls/{call_id}/hangup")
+        await hung_up(caller, 3.0)
+        row = await recording_of(database, call_id)
+        assert row.state == "complete", (row.state, row.failure)
+        kinds = [e["kind"] for e in row.timeline]
+        assert "disk-failed" in kinds and "disk-recovered" in kinds
+        left, right = channels(desk.recordings.recordings_dir / row.path)
+        # The audio of the full-disk moments is in the file, both sides.
+        assert detect_tone(left[int(0.9 * 8000) : int(2.0 * 8000)], 700.0)
+        assert detect_tone(right[int(0.9 * 8000) : int(2.0 * 8000)], 1300.0)
         caller.close()
