@@ -336,6 +336,8 @@ class Recording(Base):
     sha256: Mapped[str | None] = mapped_column(String(64))
     timeline: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
     failure: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    # The QA player's waveform: [[left peaks], [right peaks]], 0..1000, computed at close.
+    peaks: Mapped[list[list[int]] | None] = mapped_column(JSON)
 
 
 class VoicemailMessage(Base):

@@ -89,6 +89,11 @@ async def test_a_call_is_recorded_caller_left_agent_right_aligned_with_the_call(
         left, right = channels(path)
         assert row.duration_seconds == pytest.approx(len(left) / 8000, abs=0.001)
         assert row.size_bytes == path.stat().st_size and len(row.sha256 or "") == 64
+        # The waveform for the QA player: loud where the caller's tone is, on the left.
+        assert row.peaks is not None and len(row.peaks) == 2
+        assert len(row.peaks[0]) == min(1000, len(left))
+        at = int(1.2 / (len(left) / 8000) * len(row.peaks[0]))
+        assert row.peaks[0][at] > 150 and row.peaks[1][at] < 20
 
         # The caller's tone on the left only, the agent's on the right only.
         caller_part = slice(int(0.6 * 8000), int(1.9 * 8000))

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.db.models import Recording
 from callcenter.services.audiofiles import WavFileWriter, repair
 
+from .peaks import peaks
 from .recorder import CallRecorder
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,7 @@ class RecordingService:
                 if data:
                     await asyncio.to_thread(writer.append, data)
                 closed = await asyncio.to_thread(writer.close)
+                waveform = await asyncio.to_thread(peaks, writer.path)
             except OSError as exc:
                 await self._disk_trouble(recorder, exc)
                 with contextlib.suppress(OSError):
@@ -212,6 +214,7 @@ class RecordingService:
                 duration_seconds=round(closed.duration_seconds, 3),
                 size_bytes=closed.size_bytes,
                 sha256=closed.sha256,
+                peaks=waveform,
             )
             log.info(
                 "recording of %s: %.1f s, %d bytes",
