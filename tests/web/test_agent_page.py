@@ -210,6 +210,15 @@ async def test_agent_page_takes_a_call_end_to_end(pages: Pages) -> None:
     await amy.get_by_test_id("hold").click()
     await expect(amy.get_by_test_id("hold")).to_have_attribute("aria-pressed", "false")
 
+    # The recording: paused (silence recorded) and resumed from the page, as the server says.
+    toggle = amy.get_by_test_id("recording-toggle")
+    await expect(amy.get_by_test_id("recording-state")).to_have_text("Recording")
+    await toggle.click()
+    await expect(toggle).to_have_attribute("aria-pressed", "true")
+    await expect(amy.get_by_test_id("recording-state")).to_contain_text("paused")
+    await toggle.click()
+    await expect(toggle).to_have_attribute("aria-pressed", "false")
+
     # Reload mid-call: audio comes back to the same call within 2 s.
     call_id = desk.center.acd.agent_status("amy").call_id
     began = loop.time()

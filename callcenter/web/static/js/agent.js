@@ -125,6 +125,12 @@ function toggleMute() {
   return callAction("mute", $("mute"), "PUT", "mute", { on: !S.call.muted }, S.call.muted ? "Could not unmute" : "Could not mute");
 }
 
+function toggleRecording() {
+  if (!S.call || S.call.recording_paused === null || S.call.recording_paused === undefined) return;
+  const paused = Boolean(S.call.recording_paused);
+  return callAction("recording", $("recording-toggle"), "PUT", "recording", { paused: !paused }, paused ? "Could not resume the recording" : "Could not pause the recording");
+}
+
 // DTMF: digits are sent in order, coalesced while a request is in flight.
 const dtmf = { queue: "", busy: false };
 
@@ -327,6 +333,7 @@ function wire() {
   $("hangup").addEventListener("click", hangup);
   $("hold").addEventListener("click", toggleHold);
   $("mute").addEventListener("click", toggleMute);
+  $("recording-toggle").addEventListener("click", toggleRecording);
   for (const key of document.querySelectorAll(".key[data-digit]")) {
     key.addEventListener("click", () => pressDigit(key.dataset.digit));
   }

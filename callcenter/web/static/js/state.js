@@ -79,6 +79,9 @@ export function applyEvent(event) {
     case "call.muted":
       if (S.call && S.call.call_id === event.call_id) S.call.muted = Boolean(event.muted);
       break;
+    case "call.recording":
+      if (S.call && S.call.call_id === event.call_id) S.call.recording_paused = Boolean(event.paused);
+      break;
     case "call.consult":
       consultChanged(event);
       break;

@@ -258,6 +258,18 @@ export function renderCall(S) {
   setText(hold.querySelector(".ctl-label"), call.held ? "Resume" : "Hold");
   hold.disabled = S.pending.hold;
   $("hangup").disabled = S.pending.hangup;
+  // The recording's state as the server has it (null: this call is not recorded).
+  const recorded = call.recording_paused !== null && call.recording_paused !== undefined;
+  const recRow = $("recording-row");
+  show(recRow, recorded);
+  if (recorded) {
+    recRow.dataset.paused = call.recording_paused ? "true" : "false";
+    setText($("recording-state"), call.recording_paused ? "Recording paused: silence is recorded" : "Recording");
+    const toggle = $("recording-toggle");
+    toggle.setAttribute("aria-pressed", call.recording_paused ? "true" : "false");
+    setText(toggle, call.recording_paused ? "Resume recording" : "Pause recording");
+    toggle.disabled = Boolean(S.pending.recording);
+  }
 
   const consulting = Boolean(S.consult) || call.state === "consulting";
   const box = $("consult-panel");
