@@ -338,6 +338,10 @@ class Recording(Base):
     failure: Mapped[str] = mapped_column(String(255), default="", server_default="")
     # The QA player's waveform: [[left peaks], [right peaks]], 0..1000, computed at close.
     peaks: Mapped[list[list[int]] | None] = mapped_column(JSON)
+    # The compressed copy (Opus; the WAV stays the evidence), its size and hash.
+    compressed_path: Mapped[str | None] = mapped_column(String(1024))
+    compressed_size_bytes: Mapped[int | None] = mapped_column(Integer)
+    compressed_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class VoicemailMessage(Base):

@@ -37,6 +37,9 @@ def upgrade() -> None:
     sa.Column('timeline', sa.JSON(), nullable=False),
     sa.Column('failure', sa.String(length=255), server_default='', nullable=False),
     sa.Column('peaks', sa.JSON(), nullable=True),
+    sa.Column('compressed_path', sa.String(length=1024), nullable=True),
+    sa.Column('compressed_size_bytes', sa.Integer(), nullable=True),
+    sa.Column('compressed_sha256', sa.String(length=64), nullable=True),
     sa.CheckConstraint("state IN ('recording', 'complete', 'incomplete', 'failed')", name=op.f('ck_recordings_state')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_recordings'))
     )

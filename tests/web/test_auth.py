@@ -130,7 +130,10 @@ async def test_a_tampered_or_forged_cookie_is_not_a_session(
     data = json.loads(base64.b64decode(payload))
     assert data["user"] == "agent"
     forged = base64.b64encode(json.dumps({**data, "user": "admin"}).encode()).decode()
-    flipped = value[:-1] + ("A" if value[-1] != "A" else "B")
+    # The signature's first character (the last one carries spare base64 bits: changing it
+    # may leave the decoded signature as it was).
+    at = value.rindex(".") + 1  # payload.timestamp.signature
+    flipped = value[:at] + ("A" if value[at] != "A" else "B") + value[at + 1 :]
     for bad in (f"{forged}.{signature}", flipped, "garbage"):
         async with client_for(app) as other:
             other.cookies.set(SESSION_COOKIE, bad)

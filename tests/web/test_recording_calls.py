@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import time
 from pathlib import Path
 
@@ -89,6 +90,18 @@ async def test_a_call_is_recorded_caller_left_agent_right_aligned_with_the_call(
         left, right = channels(path)
         assert row.duration_seconds == pytest.approx(len(left) / 8000, abs=0.001)
         assert row.size_bytes == path.stat().st_size and len(row.sha256 or "") == 64
+        # The compressed copy (Opus) follows, with its own hash.
+        for _ in range(100):
+            async with create_sessionmaker(database)() as session:
+                again = await session.get(Recording, row.id)
+            if again is not None and again.compressed_path:
+                break
+            await asyncio.sleep(0.1)
+        assert again is not None and again.compressed_path and again.compressed_sha256
+        opus = desk.recordings.recordings_dir / again.compressed_path
+        assert opus.suffix == ".opus" and opus.stat().st_size == again.compressed_size_bytes
+        assert hashlib.sha256(opus.read_bytes()).hexdigest() == again.compressed_sha256
+        assert opus.stat().st_size * 5 < path.stat().st_size
         # The waveform for the QA player: loud where the caller's tone is, on the left.
         assert row.peaks is not None and len(row.peaks) == 2
         assert len(row.peaks[0]) == min(1000, len(left))

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.db.models import Recording
 from callcenter.services.audiofiles import WavFileWriter, repair
 
+from .compress import CompressionError, Format, compress
 from .peaks import peaks
 from .recorder import CallRecorder
 
@@ -50,7 +51,12 @@ class RecordingService:
         *,
         flush_interval: float = FLUSH_INTERVAL,
         now: Callable[[], dt.datetime] = _now,
+        compress_to: Format | None = "opus",
     ) -> None:
+        # After close a compressed copy is made (None: WAV only), in a worker, one at a time.
+        self.compress_to = compress_to
+        self._compressing = asyncio.Semaphore(1)
+        self.compression_failures = 0
         self._sessions = sessions
         self.recordings_dir = recordings_dir
         self.flush_interval = flush_interval
@@ -222,6 +228,25 @@ class RecordingService:
                 closed.duration_seconds,
                 closed.size_bytes,
             )
+        if self.compress_to is not None:
+            await self._compress(recorder, writer.path)
+
+    async def _compress(self, recorder: CallRecorder, path: Path) -> None:
+        """The compressed copy, one at a time (ffmpeg and pydub hold the whole file)."""
+        assert self.compress_to is not None
+        async with self._compressing:
+            try:
+                done = await asyncio.to_thread(compress, path, fmt=self.compress_to)
+            except CompressionError as exc:
+                self.compression_failures += 1
+                log.error("recording of %s: not compressed: %s", recorder.call_id, exc)
+                return
+        await self._set(
+            recorder,
+            compressed_path=done.path.relative_to(self.recordings_dir).as_posix(),
+            compressed_size_bytes=done.size_bytes,
+            compressed_sha256=done.sha256,
+        )
 
     async def _set(self, recorder: CallRecorder, *, ended: bool = False, **values: object) -> None:
         if recorder.row_id is None:
@@ -240,7 +265,9 @@ class RecordingService:
     # --- after a crash ------------------------------------------------------------------------
 
     async def recover(self) -> int:
-        """Repair the files a previous run left open; their rows become 'incomplete'."""
+        """Repair the files a previous run left open; their rows become 'incomplete'. Half
+        compressed copies (never under their final name) are removed."""
+        await asyncio.to_thread(self._remove_partial_copies)
         async with self._sessions() as session:
             rows = (
                 await session.scalars(select(Recording).where(Recording.state == "recording"))
@@ -273,6 +300,12 @@ class RecordingService:
                 repaired,
             )
         return repaired
+
+    def _remove_partial_copies(self) -> None:
+        for stale in (self.recordings_dir / SUBDIR).glob("**/.*.part"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+                log.info("recordings: removed %s, a compression a crash interrupted", stale)
 
     def _own(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
