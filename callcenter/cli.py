@@ -60,6 +60,7 @@ from callcenter.services.ivr.flow import TEXT_PREFIX, BusinessHours
 from callcenter.services.ivr.prompts import PromptLibrary, TtsUnavailable, flow_prompts
 from callcenter.services.ivr.session import IvrApplication
 from callcenter.services.recordings import RecordingService
+from callcenter.services.recordings.catalogue import RecordingCatalogue
 from callcenter.services.subscribers import SqlSubscriberDirectory, SubscriberError, add_user
 from callcenter.services.voicemail import VoicemailApplication, VoicemailService
 from callcenter.settings import Settings
@@ -187,7 +188,8 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
     endpoint.router.applications["flow"] = ivr_app
     endpoint.router.applications["voicemail"] = VoicemailApplication(voicemail)
     services.extend([call_log, voicemail, recordings, ivr_app, acd, desk])
-    services.append(_web_server(settings, replace(web, desk=desk)))
+    catalogue = RecordingCatalogue(sessions, settings.recordings_dir)
+    services.append(_web_server(settings, replace(web, desk=desk, recordings=catalogue)))
     return services
 
 

@@ -365,3 +365,27 @@ class VoicemailMessage(Base):
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, server_default=func.now()
     )
+
+
+class AuditEntry(Base):
+    """One entry of the append-only, hash-chained audit log (listen, download, delete, ...).
+
+    `id` is the chain's own sequence, assigned by the writer (last id + 1, no database
+    sequence), so two writers racing collide on the primary key instead of forking the chain.
+    `hash` is SHA-256 (hex) over the entry's fields and `prev_hash`; how it is computed, and
+    the rule that entries are never updated or deleted, live in `callcenter.services.audit`.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Username as written at the time (kept when the user is later deleted).
+    actor: Mapped[str] = mapped_column(String(64), index=True)
+    # 'recording.listen', 'recording.delete', 'legal-hold.set', 'erasure', 'monitor.listen', ...
+    action: Mapped[str] = mapped_column(String(32))
+    # What was acted on: 'recording:42', 'call:<call-id>', 'customer:7'.
+    subject: Mapped[str] = mapped_column(String(255), index=True)
+    detail: Mapped[dict[str, object]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -28,7 +28,7 @@ from starlette.websockets import WebSocket
 from .. import __version__
 from . import ws
 from .deps import WebDeps
-from .routes import agent, auth, customers, queues
+from .routes import agent, auth, customers, queues, recordings
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ ROUTERS: Final[Sequence[APIRouter]] = (
     agent.router,
     customers.router,
     queues.router,
+    recordings.router,
     ws.router,
 )
 

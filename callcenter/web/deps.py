@@ -31,6 +31,7 @@ from starlette.requests import HTTPConnection
 from ..db.models import ROLES
 from ..services.accounts import AccountService, Principal
 from ..services.desk import AgentDesk
+from ..services.recordings.catalogue import RecordingCatalogue
 
 # Session keys. The session is Starlette's signed (not encrypted) cookie: nothing secret in it.
 SESSION_USER: Final = "user"
@@ -55,6 +56,8 @@ class WebDeps:
     # The agent desk (the agent page's REST routes and WebSocket, customers, queue stats);
     # None when the ACD is not running: those routes answer 503.
     desk: AgentDesk | None = None
+    # The recordings catalogue (QA search and replay); None: those routes answer 503.
+    recordings: RecordingCatalogue | None = None
 
 
 def get_deps(connection: HTTPConnection) -> WebDeps:

@@ -26,6 +26,7 @@ from callcenter.services.accounts import AccountService
 from callcenter.services.acd.queue import CallbackRecord
 from callcenter.services.desk import AgentDesk
 from callcenter.services.recordings import RecordingService
+from callcenter.services.recordings.catalogue import RecordingCatalogue
 from callcenter.web.app import create_app
 from callcenter.web.deps import WebDeps
 from callcenter.web.server import WebServer
@@ -80,7 +81,10 @@ async def open_desk(
         )
         center.acd.observer = desk
         await desk.start()
-        app = create_app(WebDeps(accounts=accounts, secret_key="k" * 40, desk=desk))
+        catalogue = RecordingCatalogue(sessions, recordings.recordings_dir)
+        app = create_app(
+            WebDeps(accounts=accounts, secret_key="k" * 40, desk=desk, recordings=catalogue)
+        )
         server = WebServer(app, host="127.0.0.1", port=0)
         await server.start()
         try:

@@ -4,6 +4,7 @@ from the first answer to the end across hold and transfer (tones measured in the
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import errno
 import hashlib
 import time
@@ -17,7 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from callcenter.db.models import Recording
 from callcenter.db.session import create_sessionmaker
 from callcenter.media import PCM, decode_wav, detect_tone, dominant_frequency
+from callcenter.services.accounts import AccountService
 from callcenter.services.audiofiles import WavFileWriter
+from callcenter.services.subscribers import add_user
 from tests.engine.test_acd_calls import (
     REGULAR,
     SUPPORT,
@@ -28,7 +31,7 @@ from tests.engine.test_acd_calls import (
     until,
 )
 
-from .page_client import tone
+from .page_client import PageClient, tone
 from .test_desk_calls import answer_next, open_desk, page
 
 pytest_plugins = ["tests.engine.test_bridge"]
@@ -254,4 +257,70 @@ async def test_a_full_disk_never_drops_the_call_and_recording_resumes_when_space
         # The audio of the full-disk moments is in the file, both sides.
         assert detect_tone(left[int(0.9 * 8000) : int(2.0 * 8000)], 700.0)
         assert detect_tone(right[int(0.9 * 8000) : int(2.0 * 8000)], 1300.0)
+        caller.close()
+
+
+@pytest.mark.asyncio
+async def test_qa_finds_a_recording_and_streams_it_with_range_requests(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    sessions = create_sessionmaker(database)
+    async with sessions.begin() as session:
+        await add_user(session, username="quinn", role="qa", realm="callcenter")
+    await AccountService(sessions).set_password("quinn", "quinn-web-password")
+    async with open_desk(database, tmp_path) as desk, page(desk, "amy") as amy:
+        await amy.ok("PUT", "/api/agent/state", {"state": "available"})
+        caller, engine_port = await place(desk.center, SUPPORT, VIP)
+        call_id = await answer_next(amy)
+        await until(lambda: desk.center.acd.agent_status("amy").state == "on-call")
+        caller.rtp.send_tone(engine_port, 700.0, 1.0)
+        await asyncio.sleep(1.2)
+        await amy.ok("POST", f"/api/calls/{call_id}/hangup")
+        await hung_up(caller, 3.0)
+        row = await recording_of(database, call_id)
+        await amy.ok(
+            "POST", f"/api/calls/{call_id}/wrap-up", {"disposition": "sale", "notes": "upsold"}
+        )
+        # Agents do not browse recordings.
+        assert (await amy.call("GET", "/api/recordings")).status_code == 403
+
+        quinn = PageClient(desk.base_url)
+        await quinn.login("quinn", "quinn-web-password")
+        found = await quinn.ok("GET", "/api/recordings", None)
+        assert [r["id"] for r in found] == [row.id]
+        by = await quinn.ok("GET", f"/api/recordings?agent=amy&number=%2B{VIP[1:]}&outcome=sale")
+        assert [r["call_id"] for r in by] == [call_id]
+        assert by[0]["queue"] == "support" and by[0]["customer_id"] is not None
+        assert await quinn.ok("GET", "/api/recordings?agent=ben") == []
+        later = (row.started_at + dt.timedelta(hours=1)).isoformat()
+        assert await quinn.ok("GET", f"/api/recordings?since={later.replace('+', '%2B')}") == []
+        naive = await quinn.call("GET", "/api/recordings?since=2026-01-01T00:00:00")
+        assert naive.status_code == 422
+
+        info = await quinn.ok("GET", f"/api/recordings/{row.id}")
+        assert info["sha256"] == row.sha256 and len(info["peaks"]) == 2
+        assert info["call_timeline"][0]["kind"] == "arrived"
+
+        path = desk.recordings.recordings_dir / row.path
+        whole = path.read_bytes()
+        full = await quinn.http.get(f"/api/recordings/{row.id}/audio")
+        assert full.status_code == 200 and full.content == whole
+        assert full.headers["content-type"] == "audio/wav"
+        part = await quinn.http.get(
+            f"/api/recordings/{row.id}/audio", headers={"Range": "bytes=44-1043"}
+        )
+        assert part.status_code == 206
+        assert part.headers["content-range"] == f"bytes 44-1043/{len(whole)}"
+        assert part.content == whole[44:1044]
+        tail = await quinn.http.get(
+            f"/api/recordings/{row.id}/audio", headers={"Range": "bytes=-100"}
+        )
+        assert tail.status_code == 206 and tail.content == whole[-100:]
+        beyond = await quinn.http.get(
+            f"/api/recordings/{row.id}/audio", headers={"Range": f"bytes={len(whole) + 10}-"}
+        )
+        assert beyond.status_code == 416
+        missing = await quinn.http.get("/api/recordings/99999/audio")
+        assert missing.status_code == 404
+        await quinn.close()
         caller.close()
