@@ -51,6 +51,7 @@ from callcenter.services.acd.callbacks import CallbackStore
 from callcenter.services.acd.config import AcdConfig, AcdConfigError, load_acd_config
 from callcenter.services.acd.queue import QueueTarget, VoicemailTarget
 from callcenter.services.acd.runtime import AcdService
+from callcenter.services.audit import AuditLog
 from callcenter.services.callrecords import CallLog
 from callcenter.services.customers import CustomerError, CustomerService
 from callcenter.services.demo import DEMO_CUSTOMERS, DEMO_USERS, DemoSeeded, seed_demo
@@ -169,7 +170,15 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
         phones=phones,
         recordings=recordings,
     )
-    desk = AgentDesk(acd, phones=phones, customers=customers, call_log=call_log, sessions=sessions)
+    audit = AuditLog(sessions)
+    desk = AgentDesk(
+        acd,
+        phones=phones,
+        customers=customers,
+        call_log=call_log,
+        sessions=sessions,
+        audit=audit,
+    )
     acd.observer = desk
     # The IVR takes calls for `ivr` (the default flow) and `flow:NAME` (a trunk number
     # mapped to it); its queue, voicemail and transfer nodes hand the call to the ACD. The
@@ -189,7 +198,9 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
     endpoint.router.applications["voicemail"] = VoicemailApplication(voicemail)
     services.extend([call_log, voicemail, recordings, ivr_app, acd, desk])
     catalogue = RecordingCatalogue(sessions, settings.recordings_dir)
-    services.append(_web_server(settings, replace(web, desk=desk, recordings=catalogue)))
+    services.append(
+        _web_server(settings, replace(web, desk=desk, recordings=catalogue, audit=audit))
+    )
     return services
 
 

@@ -30,6 +30,7 @@ from starlette.requests import HTTPConnection
 
 from ..db.models import ROLES
 from ..services.accounts import AccountService, Principal
+from ..services.audit import AuditLog
 from ..services.desk import AgentDesk
 from ..services.recordings.catalogue import RecordingCatalogue
 
@@ -58,6 +59,8 @@ class WebDeps:
     desk: AgentDesk | None = None
     # The recordings catalogue (QA search and replay); None: those routes answer 503.
     recordings: RecordingCatalogue | None = None
+    # The hash-chained audit log: listens, downloads, pauses (None: refuse those routes).
+    audit: AuditLog | None = None
 
 
 def get_deps(connection: HTTPConnection) -> WebDeps:

@@ -24,6 +24,7 @@ from callcenter.media import PCM, dominant_frequency, rms_dbfs
 from callcenter.media.g711 import ulaw_decode
 from callcenter.services.accounts import AccountService
 from callcenter.services.acd.queue import CallbackRecord
+from callcenter.services.audit import AuditLog
 from callcenter.services.desk import AgentDesk
 from callcenter.services.recordings import RecordingService
 from callcenter.services.recordings.catalogue import RecordingCatalogue
@@ -71,6 +72,7 @@ async def open_desk(
     phones = BrowserPhones(grace=grace)
     recordings = RecordingService(sessions, tmp_path / "recordings", flush_interval=0.2)
     await recordings.start()
+    audit = AuditLog(sessions)
     async with open_center(database, tmp_path, phones=phones, recordings=recordings) as center:
         desk = AgentDesk(
             center.acd,
@@ -78,12 +80,19 @@ async def open_desk(
             customers=center.acd.customers,
             call_log=center.call_log,
             sessions=sessions,
+            audit=audit,
         )
         center.acd.observer = desk
         await desk.start()
         catalogue = RecordingCatalogue(sessions, recordings.recordings_dir)
         app = create_app(
-            WebDeps(accounts=accounts, secret_key="k" * 40, desk=desk, recordings=catalogue)
+            WebDeps(
+                accounts=accounts,
+                secret_key="k" * 40,
+                desk=desk,
+                recordings=catalogue,
+                audit=audit,
+            )
         )
         server = WebServer(app, host="127.0.0.1", port=0)
         await server.start()

@@ -20,6 +20,7 @@ from callcenter.db.session import create_sessionmaker
 from callcenter.media import PCM, decode_wav, detect_tone, dominant_frequency
 from callcenter.services.accounts import AccountService
 from callcenter.services.audiofiles import WavFileWriter
+from callcenter.services.audit import AuditLog
 from callcenter.services.subscribers import add_user
 from tests.engine.test_acd_calls import (
     REGULAR,
@@ -212,6 +213,11 @@ async def test_a_tone_during_a_pause_is_nowhere_in_the_file_and_a_pause_ends_by_
         assert abs(dominant_frequency(left[-int(1.6 * 8000) : -int(0.6 * 8000)]) - 700.0) < 20
         record = await desk.center.record(call_id)
         assert "recording-paused" in [e["kind"] for e in record["timeline"]]
+        audit = await AuditLog(create_sessionmaker(database)).entries(subject=f"call:{call_id}")
+        assert [(e.actor, e.action) for e in reversed(audit)] == [
+            ("amy", "recording.pause"),
+            ("system", "recording.resume"),
+        ]
         caller.close()
 
 
@@ -322,5 +328,17 @@ async def test_qa_finds_a_recording_and_streams_it_with_range_requests(
         assert beyond.status_code == 416
         missing = await quinn.http.get("/api/recordings/99999/audio")
         assert missing.status_code == 404
+        saved = await quinn.http.get(f"/api/recordings/{row.id}/audio?download=true")
+        assert saved.status_code == 200
+        assert "attachment" in saved.headers["content-disposition"]
+
+        # Every listen and download is on the hash-chained audit log (seeks are not).
+        audit = AuditLog(create_sessionmaker(database))
+        entries = await audit.entries(subject=f"recording:{row.id}")
+        assert [(e.actor, e.action) for e in reversed(entries)] == [
+            ("quinn", "recording.listen"),
+            ("quinn", "recording.download"),
+        ]
+        assert (await audit.verify()).ok
         await quinn.close()
         caller.close()

@@ -37,6 +37,7 @@ from callcenter.services.acd.inputs import (
     WrapUpEnd,
 )
 from callcenter.services.acd.runtime import AcdService, Waiter
+from callcenter.services.audit import RECORDING_PAUSE, RECORDING_RESUME, AuditLog
 from callcenter.services.callrecords import CallLog, CallRecordView
 from callcenter.services.customers import CustomerService
 from callcenter.services.customers.repository import CustomerError
@@ -141,8 +142,10 @@ class AgentDesk:
         away_reasons: Sequence[str] = AWAY_REASONS,
         dispositions: Sequence[str] = DISPOSITIONS,
         clock: Callable[[], float] = time.time,
+        audit: AuditLog | None = None,
     ) -> None:
         self.acd = acd
+        self.audit = audit
         self.control = CallControl(acd)
         self.phones = phones
         self.customers = customers
@@ -447,11 +450,20 @@ class AgentDesk:
         _, muted, _ = self.control.state(agent, call_id)
         self._publish(agent, CallMuted(call_id=call_id, muted=muted))
 
-    def pause_recording(self, agent: str, call_id: str, paused: bool) -> None:
+    async def pause_recording(self, agent: str, call_id: str, paused: bool) -> None:
+        """Pause or resume the call's recording; on the audit log first (no audit, no pause:
+        a pause that nobody can account for must not happen)."""
+        if self.audit is not None:
+            action = RECORDING_PAUSE if paused else RECORDING_RESUME
+            await self.audit.append(agent, action, f"call:{call_id}")
         now = self.control.pause_recording(agent, call_id, paused)
         self._publish(agent, RecordingChanged(call_id=call_id, paused=now))
 
     def recording_changed(self, waiter: Waiter, *, paused: bool) -> None:
+        """The system resumed a pause that ran past its maximum: audited, and the page told."""
+        if self.audit is not None:
+            action = RECORDING_PAUSE if paused else RECORDING_RESUME
+            self._spawn(self._audit("system", action, f"call:{waiter.call_id}"))
         if waiter.agent is not None:
             self._publish(waiter.agent, RecordingChanged(call_id=waiter.call_id, paused=paused))
 
@@ -665,6 +677,10 @@ class AgentDesk:
                     )
             except Exception:
                 log.exception("desk tick failed")
+
+    async def _audit(self, actor: str, action: str, subject: str) -> None:
+        assert self.audit is not None
+        await self.audit.append(actor, action, subject, {"why": "maximum pause"})
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)

@@ -112,7 +112,7 @@ async def pause_recording(
     """Pause the call's recording (silence is written: for card numbers) or resume it; a
     pause ends by itself after the maximum (3 minutes)."""
     with desk_errors():
-        desk.pause_recording(user.username, call_id, body.paused)
+        await desk.pause_recording(user.username, call_id, body.paused)
 
 
 @router.post("/calls/{call_id}/dtmf", status_code=status.HTTP_204_NO_CONTENT)

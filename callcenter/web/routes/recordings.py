@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from ...services.accounts import Principal
+from ...services.audit import RECORDING_DOWNLOAD, RECORDING_LISTEN
 from ...services.recordings.catalogue import MAX_LIMIT, RecordingCatalogue, RecordingQuery
 from ..deps import Deps, require_roles
 
@@ -117,11 +118,33 @@ async def audio(
     request: Request,
     user: Reviewer,
     catalogue: Catalogue,
+    deps: Deps,
     format: Literal["wav", "opus"] = "wav",
+    download: bool = False,
 ) -> FileResponse:
-    """The audio, with `Range` requests (206) for a player that seeks."""
+    """The audio, with `Range` requests (206) for a player that seeks. Every listen (a
+    request from the start) and every download is on the audit log first: no audit, no
+    audio."""
+    if deps.audit is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the audit log is not kept")
     path = await catalogue.file(recording_id, compressed=format == "opus")
     if path is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such recording file")
+    if download or _from_the_start(request.headers.get("range")):
+        action = RECORDING_DOWNLOAD if download else RECORDING_LISTEN
+        await deps.audit.append(
+            user.username, action, f"recording:{recording_id}", {"format": format}
+        )
     media = "audio/wav" if format == "wav" else "audio/ogg"
-    return FileResponse(path, media_type=media, headers={"Cache-Control": "private, no-store"})
+    headers = {"Cache-Control": "private, no-store"}
+    if download:
+        headers["Content-Disposition"] = f'attachment; filename="recording-{recording_id}.{format}"'
+    return FileResponse(path, media_type=media, headers=headers)
+
+
+def _from_the_start(range_header: str | None) -> bool:
+    """A player's first request (no range, or one from byte 0), not its seeks."""
+    if range_header is None:
+        return True
+    spec = range_header.strip().lower().removeprefix("bytes=").strip()
+    return spec.startswith("0-")
