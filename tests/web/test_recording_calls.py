@@ -242,8 +242,12 @@ async def test_a_full_disk_never_drops_the_call_and_recording_resumes_when_space
         await asyncio.sleep(0.5)
         full["disk"] = True
         await until(lambda: desk.recordings.disk_failures > 0, what="the disk error seen")
-        async with create_sessionmaker(database)() as session:
-            row = await session.scalar(select(Recording).where(Recording.call_id == call_id))
+        for _ in range(50):  # the row follows the counter (written after an await)
+            async with create_sessionmaker(database)() as session:
+                row = await session.scalar(select(Recording).where(Recording.call_id == call_id))
+            if row is not None and row.state == "failed":
+                break
+            await asyncio.sleep(0.05)
         assert row is not None and row.state == "failed" and "space" in row.failure
         # The call goes on: both ways.
         caller.rtp.send_tone(engine_port, 700.0, 1.2)
