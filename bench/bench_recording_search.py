@@ -406,6 +406,10 @@ def build(data_dir: Path, args: argparse.Namespace) -> None:
     )
 
 
+BYTES_PER_RECORDING = 14_000
+"""Disk the built database takes per recording, with headroom (11.5 GB for 1,000,000)."""
+
+
 def database(args: argparse.Namespace) -> tuple[Path, float | None]:
     """The cached data directory for these parameters, built if needed; the build time."""
     key = cache_key(args)
@@ -413,6 +417,16 @@ def database(args: argparse.Namespace) -> tuple[Path, float | None]:
     if ready.is_dir() and not args.rebuild:
         return ready, None
     CACHE_ROOT.mkdir(parents=True, exist_ok=True)
+    # About 12 KB a recording (its waveform is most of it): say so rather than fill the disk.
+    needed = args.recordings * BYTES_PER_RECORDING
+    free = shutil.disk_usage(CACHE_ROOT).free
+    if free < needed:
+        print(
+            f"SKIPPED: building {args.recordings:,} recordings needs about "
+            f"{needed / 1e9:.1f} GB free in {CACHE_ROOT}, {free / 1e9:.1f} GB are",
+            flush=True,
+        )
+        raise SystemExit(0)
     for stale in CACHE_ROOT.iterdir():  # other keys: an older schema or other parameters
         if stale.is_dir():
             print(f"removing the stale benchmark database {stale}", flush=True)
