@@ -761,10 +761,13 @@ class AcdService:
 
     def _registered(self, name: str) -> bool:
         """A phone registered or the agent's page open: the agent can be reached."""
-        if self.phones is not None:
-            phone = self.phones.get(name)
-            if phone is not None and phone.present():
-                return True
+        return self._page_open(name) or self._has_desk_phone(name)
+
+    def _page_open(self, name: str) -> bool:
+        phone = self.phones.get(name) if self.phones is not None else None
+        return phone is not None and phone.present()
+
+    def _has_desk_phone(self, name: str) -> bool:
         return self.registrations is not None and bool(self.registrations.contacts_of_user(name))
 
     def _skills(self, name: str, *, desk_phone: bool) -> dict[str, int]:
@@ -775,14 +778,11 @@ class AcdService:
             skills[DESK_PHONE_SKILL] = 1
         return skills
 
-    def _track_desk_phones(self) -> None:
-        for name in self.agents:
-            registered = self.registrations is not None and bool(
-                self.registrations.contacts_of_user(name)
-            )
-            if self._desk_phones.get(name) != registered:
-                self._desk_phones[name] = registered
-                self.router.set_agent(name, self._skills(name, desk_phone=registered))
+    def _note_desk_phone(self, name: str, registered: bool) -> None:
+        """The router's `desk-phone` skill follows the agent's registration."""
+        if self._desk_phones.get(name) != registered:
+            self._desk_phones[name] = registered
+            self.router.set_agent(name, self._skills(name, desk_phone=registered))
 
     def _pages_gone(self) -> None:
         """A page that stayed away past its grace (the tab closed, the laptop died) ends its
@@ -810,7 +810,6 @@ class AcdService:
     def _reconcile(self, now: float) -> None:
         """Every agent's state against the engine's truth: the never-stuck guarantee."""
         self._pages_gone()
-        self._track_desk_phones()
         for name, agent in self.agents.items():
             talking = self.talking.get(name)
             real = frozenset({talking.call_id}) if talking is not None else frozenset()
@@ -822,7 +821,9 @@ class AcdService:
                     name in self.router.ringing_on(call_id) or self.consulting.get(name) == call_id
                 )
             )
-            registered = self._registered(name)
+            desk_phone = self._has_desk_phone(name)  # one registrar lookup per agent
+            self._note_desk_phone(name, desk_phone)
+            registered = desk_phone or self._page_open(name)
             events = agent.reconcile(real, registered, now, ringing=ringing)
             if events:
                 self._after(name, events, now)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -71,6 +71,8 @@ from .views import (
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 AWAY_REASONS = ("Break", "Lunch", "Meeting", "Training", "Coaching", "Admin work")
 DISPOSITIONS = (
@@ -254,9 +256,7 @@ class AgentDesk:
         # The screen pop is loaded while the caller waits, so the offer carries it at once.
         call_id = waiter.call_id
         ids = [c.customer_id for c in waiter.customers]
-        task = self._spawn_cards(self._load_cards(ids))
-        if task is not None:
-            self._cards[call_id] = task
+        self._cards[call_id] = self._spawn(self._load_cards(ids))
         self._calls[call_id] = DeskCall(
             call_id=call_id,
             caller=_caller(waiter),
@@ -682,14 +682,8 @@ class AgentDesk:
         assert self.audit is not None
         await self.audit.append(actor, action, subject, {"why": "maximum pause"})
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _spawn_cards(
-        self, coroutine: Coroutine[Any, Any, list[CustomerCard]]
-    ) -> asyncio.Task[list[CustomerCard]] | None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """A task the desk owns (cancelled and awaited by stop)."""
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._done)
