@@ -60,8 +60,10 @@ from callcenter.services.ivr import FlowError, FlowRegistry, load_flow, simulate
 from callcenter.services.ivr.flow import TEXT_PREFIX, BusinessHours
 from callcenter.services.ivr.prompts import PromptLibrary, TtsUnavailable, flow_prompts
 from callcenter.services.ivr.session import IvrApplication
+from callcenter.services.qa import QaServices
 from callcenter.services.recordings import RecordingService
 from callcenter.services.recordings.catalogue import RecordingCatalogue
+from callcenter.services.recordings.retention import RecordingRetention
 from callcenter.services.subscribers import SqlSubscriberDirectory, SubscriberError, add_user
 from callcenter.services.voicemail import VoicemailApplication, VoicemailService
 from callcenter.settings import Settings
@@ -196,11 +198,24 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
     endpoint.router.applications["ivr"] = ivr_app
     endpoint.router.applications["flow"] = ivr_app
     endpoint.router.applications["voicemail"] = VoicemailApplication(voicemail)
-    services.extend([call_log, voicemail, recordings, ivr_app, acd, desk])
-    catalogue = RecordingCatalogue(sessions, settings.recordings_dir)
-    services.append(
-        _web_server(settings, replace(web, desk=desk, recordings=catalogue, audit=audit))
+    retention = RecordingRetention(
+        sessions,
+        settings.recordings_dir,
+        audit,
+        retention_days=acd_config.retention_days,
+        default_days=settings.recording_retention_days,
     )
+    services.extend([call_log, voicemail, recordings, retention, ivr_app, acd, desk])
+    catalogue = RecordingCatalogue(sessions, settings.recordings_dir)
+    web = replace(
+        web,
+        desk=desk,
+        recordings=catalogue,
+        audit=audit,
+        qa=QaServices.over(sessions),
+        retention=retention,
+    )
+    services.append(_web_server(settings, web))
     return services
 
 

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # (postgresql+asyncpg://…) or a SQLite file elsewhere.
     database_url: str = ""
     recordings_dir: Path = Path("recordings")
+    # Days a call recording is kept when its queue sets no `retention_days` (ivr/queues.yaml);
+    # unset: kept until deleted by hand or erased. Held recordings are never deleted.
+    recording_retention_days: int | None = Field(default=None, ge=1, le=36_500)
 
     # SIP: one UDP socket and one TCP listener on this address (port 0 picks a free one).
     sip_host: str = "127.0.0.1"

@@ -342,6 +342,86 @@ class Recording(Base):
     compressed_path: Mapped[str | None] = mapped_column(String(1024))
     compressed_size_bytes: Mapped[int | None] = mapped_column(Integer)
     compressed_sha256: Mapped[str | None] = mapped_column(String(64))
+    # Legal hold: deletion (by hand, by retention or by an erasure request) is refused while set.
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    legal_hold_reason: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    # Deleted: the files are gone and the row stays as the tombstone (who, when, why: the
+    # audit log); the search leaves such rows out.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The mean of the evaluations' scores (0..100), kept by the QA service for the search.
+    qa_score: Mapped[float | None] = mapped_column(Float, index=True)
+
+
+SCORECARD_QUESTION_KINDS: Final = ("yes-no", "scale")
+
+
+class Scorecard(Base):
+    """A QA form an administrator defines: weighted questions a reviewer answers per recording.
+
+    `questions` is a list of {"id", "text", "weight", "kind" ('yes-no' or 'scale'), "max"
+    (the top of a scale)}; validated by `callcenter.services.qa`. A scorecard that has been used
+    is never edited (its evaluations would change meaning): it is retired (`active` false) and a
+    new one made.
+    """
+
+    __tablename__ = "scorecards"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    questions: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default=func.now()
+    )
+
+
+class Evaluation(Base):
+    """One reviewer's filled-in scorecard for one recording (saving again replaces it).
+
+    `answers` maps question id to the answer (1/0 for yes-no, 0..max for a scale, None for
+    "not applicable", left out of the score); `score` is the weighted result, 0..100.
+    """
+
+    __tablename__ = "evaluations"
+    __table_args__ = (UniqueConstraint("recording_id", "scorecard_id", "reviewer"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recording_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("recordings.id", ondelete="CASCADE"), index=True
+    )
+    scorecard_id: Mapped[int] = mapped_column(Integer, ForeignKey("scorecards.id"))
+    reviewer: Mapped[str] = mapped_column(String(64), index=True)
+    answers: Mapped[dict[str, object]] = mapped_column(JSON)
+    score: Mapped[float] = mapped_column(Float)
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RecordingComment(Base):
+    """A reviewer's comment pinned to a moment of a recording (`at_seconds` into the file)."""
+
+    __tablename__ = "recording_comments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recording_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("recordings.id", ondelete="CASCADE"), index=True
+    )
+    author: Mapped[str] = mapped_column(String(64))
+    at_seconds: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class QaAssignment(Base):
+    """A queue whose recordings a QA reviewer may see (a reviewer with none sees none)."""
+
+    __tablename__ = "qa_assignments"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(128), primary_key=True)
 
 
 class VoicemailMessage(Base):

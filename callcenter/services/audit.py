@@ -61,6 +61,7 @@ RECORDING_DELETE: Final = "recording.delete"
 RECORDING_PAUSE: Final = "recording.pause"
 RECORDING_RESUME: Final = "recording.resume"
 LEGAL_HOLD_SET: Final = "legal-hold.set"
+LEGAL_HOLD_RELEASED: Final = "legal-hold.released"
 ERASURE: Final = "erasure"
 MONITOR_LISTEN: Final = "monitor.listen"
 KNOWN_ACTIONS: Final = (
@@ -70,6 +71,7 @@ KNOWN_ACTIONS: Final = (
     RECORDING_PAUSE,
     RECORDING_RESUME,
     LEGAL_HOLD_SET,
+    LEGAL_HOLD_RELEASED,
     ERASURE,
     MONITOR_LISTEN,
 )

@@ -21,6 +21,7 @@ from ..db.models import User
 from ..sip.digest import compute_ha1
 from .accounts import AccountService
 from .customers import CustomerService, normalize_number
+from .qa import QaConflict, QaServices
 from .subscribers import add_user
 
 
@@ -102,6 +103,25 @@ DEMO_CUSTOMERS: Final = (
 )
 
 
+# The QA demo: a scorecard reviewers fill in, and the queues quinn (qa) reviews.
+DEMO_SCORECARD: Final = {
+    "name": "Customer call",
+    "description": "The standard review of an inbound customer call.",
+    "questions": [
+        {"id": "greeting", "text": "Greeted the caller and gave their name", "weight": 1},
+        {"id": "identity", "text": "Confirmed the caller's identity before account details",
+         "weight": 3},
+        {"id": "listening", "text": "Listened and understood the need", "kind": "scale", "max": 5,
+         "weight": 2},
+        {"id": "resolution", "text": "Resolved the issue or set a clear next step", "weight": 3},
+        {"id": "tone", "text": "Courteous, calm and clear throughout", "kind": "scale", "max": 5,
+         "weight": 2},
+        {"id": "closing", "text": "Summarised and closed the call properly", "weight": 1},
+    ],
+}  # fmt: skip
+DEMO_QA_QUEUES: Final = {"quinn": ("support", "sales")}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DemoSeeded:
     """What `seed_demo` did: names created now, and names that were there already."""
@@ -112,10 +132,16 @@ class DemoSeeded:
     customers_existing: tuple[str, ...]
     # Existing demo users that had no web password and got one now (an older demo database).
     web_passwords_set: tuple[str, ...] = ()
+    scorecard_created: bool = False
 
     @property
     def changed(self) -> bool:
-        return bool(self.users_created or self.customers_created or self.web_passwords_set)
+        return bool(
+            self.users_created
+            or self.customers_created
+            or self.web_passwords_set
+            or self.scorecard_created
+        )
 
 
 async def seed_demo(
@@ -176,10 +202,28 @@ async def seed_demo(
         )
         await service.add_note(created.id, customer.note)
         customers_created.append(customer.name)
+
+    qa = QaServices.over(sessions)
+    scorecard_created = False
+    if not await qa.scorecards.list(retired=True):
+        try:
+            await qa.scorecards.create(
+                name=str(DEMO_SCORECARD["name"]),
+                description=str(DEMO_SCORECARD["description"]),
+                questions=DEMO_SCORECARD["questions"],
+                by="demo",
+            )
+            scorecard_created = True
+        except QaConflict:  # made meanwhile by another seeding
+            pass
+    for reviewer, queues in DEMO_QA_QUEUES.items():
+        if reviewer in users_created:
+            await qa.assignments.assign(reviewer, queues)
     return DemoSeeded(
         users_created=tuple(users_created),
         users_existing=tuple(users_existing),
         customers_created=tuple(customers_created),
         customers_existing=tuple(customers_existing),
         web_passwords_set=tuple(web_passwords_set),
+        scorecard_created=scorecard_created,
     )

@@ -32,7 +32,9 @@ from ..db.models import ROLES
 from ..services.accounts import AccountService, Principal
 from ..services.audit import AuditLog
 from ..services.desk import AgentDesk
+from ..services.qa import QaServices
 from ..services.recordings.catalogue import RecordingCatalogue
+from ..services.recordings.retention import RecordingRetention
 
 # Session keys. The session is Starlette's signed (not encrypted) cookie: nothing secret in it.
 SESSION_USER: Final = "user"
@@ -61,6 +63,11 @@ class WebDeps:
     recordings: RecordingCatalogue | None = None
     # The hash-chained audit log: listens, downloads, pauses (None: refuse those routes).
     audit: AuditLog | None = None
+    # Scorecards, evaluations, comments and reviewers' queues (None: those routes answer 503;
+    # a qa user then sees no recording at all, since their queues cannot be known).
+    qa: QaServices | None = None
+    # Deleting, legal hold and erasure of recordings (None: those routes answer 503).
+    retention: RecordingRetention | None = None
 
 
 def get_deps(connection: HTTPConnection) -> WebDeps:

@@ -30,6 +30,7 @@ queues:
     overflow: {voicemail: support}
     tier_weight: 10
     callback: true
+    retention_days: 730
   sales:
     strategy: round-robin
     announce_every: null
@@ -80,6 +81,7 @@ def test_a_valid_file_round_trips(tmp_path: Path) -> None:
     assert plain.strategy is Strategy.LONGEST_IDLE and plain.overflow is None
     assert dict(plain.required_skills) == {"queue:plain": 1}
     assert config.callback_queues == frozenset({"support"})
+    assert dict(config.retention_days) == {"support": 730}
     assert config.agents["amy"] == AgentConfig(
         username="amy",
         skills={"english": 5, "queue:sales": 1, "queue:support": 1},
@@ -157,9 +159,17 @@ def test_an_empty_file_is_an_empty_configuration(tmp_path: Path, text: str) -> N
             "(strategies: longest-idle, round-robin, ring-all, fewest-calls)",
         ),
         (
+            "queues:\n  q:\n    retention_days: 0\n",
+            "3: queue 'q': 'retention_days' must be a whole number of days 1..36500",
+        ),
+        (
+            "queues:\n  q:\n    retention_days: 30.5\n",
+            "3: queue 'q': 'retention_days' must be a whole number of days 1..36500",
+        ),
+        (
             "queues:\n  q:\n    colour: red\n",
             "3: queue 'q': unknown key 'colour' (keys: strategy, skills, ring_timeout, wrap_up, "
-            "announce_every, max_wait, overflow, tier_weight, callback)",
+            "announce_every, max_wait, overflow, tier_weight, callback, retention_days)",
         ),
         (
             "queues:\n  q:\n    ring_timeout: soon\n",

@@ -25,9 +25,13 @@ from callcenter.media.g711 import ulaw_decode
 from callcenter.services.accounts import AccountService
 from callcenter.services.acd.queue import CallbackRecord
 from callcenter.services.audit import AuditLog
+from callcenter.services.demo import DEMO_SCORECARD
 from callcenter.services.desk import AgentDesk
+from callcenter.services.qa import QaServices
 from callcenter.services.recordings import RecordingService
 from callcenter.services.recordings.catalogue import RecordingCatalogue
+from callcenter.services.recordings.retention import RecordingRetention
+from callcenter.services.subscribers import add_user
 from callcenter.web.app import create_app
 from callcenter.web.deps import WebDeps
 from callcenter.web.server import WebServer
@@ -49,7 +53,17 @@ from .page_client import PageClient, tone
 
 pytest_plugins = ["tests.engine.test_bridge"]
 
-PASSWORDS = {"amy": "amy-web-password", "ben": "ben-web-password"}
+PASSWORDS = {
+    "amy": "amy-web-password",
+    "ben": "ben-web-password",
+    "quinn": "quinn-web-password",
+    "sam": "sam-web-password",
+    "ada": "ada-web-password",
+}
+# The staff beyond the agents (who come from `staff_and_customers`): quinn reviews the
+# support queue's recordings, sam supervises, ada administers.
+QA_STAFF = {"quinn": "qa", "sam": "supervisor", "ada": "admin"}
+QA_QUEUES = {"quinn": ["support"]}
 
 
 @dataclass
@@ -66,9 +80,21 @@ async def open_desk(
     database: AsyncEngine, tmp_path: Path, *, grace: float = 10.0
 ) -> AsyncIterator[Desk]:
     sessions = create_sessionmaker(database)
+    async with sessions.begin() as session:
+        for user, role in QA_STAFF.items():
+            await add_user(session, username=user, role=role, realm="callcenter.test")
     accounts = AccountService(sessions)
     for user, password in PASSWORDS.items():
         await accounts.set_password(user, password)
+    qa = QaServices.over(sessions)
+    await qa.scorecards.create(
+        name=str(DEMO_SCORECARD["name"]),
+        description=str(DEMO_SCORECARD["description"]),
+        questions=DEMO_SCORECARD["questions"],
+        by="ada",
+    )
+    for user, queues in QA_QUEUES.items():
+        await qa.assignments.assign(user, queues)
     phones = BrowserPhones(grace=grace)
     recordings = RecordingService(sessions, tmp_path / "recordings", flush_interval=0.2)
     await recordings.start()
@@ -85,6 +111,7 @@ async def open_desk(
         center.acd.observer = desk
         await desk.start()
         catalogue = RecordingCatalogue(sessions, recordings.recordings_dir)
+        retention = RecordingRetention(sessions, recordings.recordings_dir, audit)
         app = create_app(
             WebDeps(
                 accounts=accounts,
@@ -92,6 +119,8 @@ async def open_desk(
                 desk=desk,
                 recordings=catalogue,
                 audit=audit,
+                qa=qa,
+                retention=retention,
             )
         )
         server = WebServer(app, host="127.0.0.1", port=0)

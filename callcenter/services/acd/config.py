@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
@@ -54,7 +55,10 @@ QUEUE_KEYS: Final = (
     "overflow",
     "tier_weight",
     "callback",
+    "retention_days",
 )
+# Days a queue's recordings are kept at most (100 years: beyond it, a typo).
+MAX_RETENTION_DAYS: Final = 36_500
 AGENT_KEYS: Final = ("queues", "skills", "wrap_up")
 
 
@@ -78,11 +82,15 @@ class AgentConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AcdConfig:
-    """Queues by name, the queues whose callers may ask for a callback, agents by username."""
+    """Queues by name, the queues whose callers may ask for a callback, agents by username,
+    and how many days each queue's recordings are kept (queues not listed: the default)."""
 
     queues: Mapping[str, QueueConfig]
     callback_queues: frozenset[str]
     agents: Mapping[str, AgentConfig]
+    retention_days: Mapping[str, int] = dataclass_field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
 
 EMPTY: Final = AcdConfig(
@@ -184,6 +192,7 @@ class _Validator:
 
         queues: dict[str, QueueConfig] = {}
         callback: set[str] = set()
+        retention: dict[str, int] = {}
         overflows: list[tuple[str, int, str]] = []
         for name, data in raw_queues.items():
             line = _line(raw_queues, name)
@@ -193,9 +202,11 @@ class _Validator:
             built = self.queue(name, data, line)
             if built is None:
                 continue
-            queues[name], wants_callback, overflow_line = built
+            queues[name], wants_callback, overflow_line, keep_days = built
             if wants_callback:
                 callback.add(name)
+            if keep_days is not None:
+                retention[name] = keep_days
             target = queues[name].overflow
             if isinstance(target, QueueTarget):
                 overflows.append((name, overflow_line, target.queue))
@@ -220,6 +231,7 @@ class _Validator:
             queues=MappingProxyType(queues),
             callback_queues=frozenset(callback),
             agents=MappingProxyType(agents),
+            retention_days=MappingProxyType(retention),
         )
 
     def section(self, document: dict[Any, Any], key: str, limit: int) -> dict[Any, Any]:
@@ -295,7 +307,9 @@ class _Validator:
                 ok = False
         return ok
 
-    def queue(self, name: str, data: Any, line: int) -> tuple[QueueConfig, bool, int] | None:
+    def queue(
+        self, name: str, data: Any, line: int
+    ) -> tuple[QueueConfig, bool, int, int | None] | None:
         subject = f"queue {name!r}"
         if data is None:
             data = {}
@@ -371,6 +385,18 @@ class _Validator:
         if not isinstance(callback, bool):
             self.error(_line(data, "callback"), "'callback' must be true or false", subject)
             ok = False
+        keep_days = data.get("retention_days")
+        if keep_days is not None and (
+            isinstance(keep_days, bool)
+            or not isinstance(keep_days, int)
+            or not 1 <= keep_days <= MAX_RETENTION_DAYS
+        ):
+            self.error(
+                _line(data, "retention_days"),
+                f"'retention_days' must be a whole number of days 1..{MAX_RETENTION_DAYS}",
+                subject,
+            )
+            ok = False
         if not ok:
             return None
         try:
@@ -378,7 +404,7 @@ class _Validator:
         except RoutingError as exc:
             self.error(line, str(exc), subject)
             return None
-        return config, callback, overflow_line
+        return config, callback, overflow_line, keep_days
 
     def overflow(self, data: dict[Any, Any], subject: str) -> OverflowTarget | None:
         raw = data["overflow"]

@@ -249,12 +249,25 @@ class RecordingService:
                 self.compression_failures += 1
                 log.error("recording of %s: not compressed: %s", recorder.call_id, exc)
                 return
-        await self._set(
-            recorder,
-            compressed_path=done.path.relative_to(self.recordings_dir).as_posix(),
-            compressed_size_bytes=done.size_bytes,
-            compressed_sha256=done.sha256,
-        )
+        if recorder.row_id is None:
+            return
+        try:
+            async with self._sessions.begin() as session:
+                stored = await session.execute(
+                    update(Recording)
+                    .where(Recording.id == recorder.row_id, Recording.deleted_at.is_(None))
+                    .values(
+                        compressed_path=done.path.relative_to(self.recordings_dir).as_posix(),
+                        compressed_size_bytes=done.size_bytes,
+                        compressed_sha256=done.sha256,
+                    )
+                )
+        except Exception:
+            log.exception("recording of %s: its row could not be updated", recorder.call_id)
+            return
+        if not getattr(stored, "rowcount", 0):
+            # Deleted while it was being compressed: the copy goes too.
+            await asyncio.to_thread(done.path.unlink, missing_ok=True)
 
     async def _set(self, recorder: CallRecorder, *, ended: bool = False, **values: object) -> None:
         if recorder.row_id is None:
