@@ -18,10 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from callcenter.db.models import Recording
 from callcenter.db.session import create_sessionmaker
 from callcenter.media import PCM, decode_wav, detect_tone, dominant_frequency
-from callcenter.services.accounts import AccountService
 from callcenter.services.audiofiles import WavFileWriter
 from callcenter.services.audit import AuditLog
-from callcenter.services.subscribers import add_user
 from tests.engine.test_acd_calls import (
     REGULAR,
     SUPPORT,
@@ -279,10 +277,7 @@ async def test_a_full_disk_never_drops_the_call_and_recording_resumes_when_space
 async def test_qa_finds_a_recording_and_streams_it_with_range_requests(
     database: AsyncEngine, tmp_path: Path
 ) -> None:
-    sessions = create_sessionmaker(database)
-    async with sessions.begin() as session:
-        await add_user(session, username="quinn", role="qa", realm="callcenter")
-    await AccountService(sessions).set_password("quinn", "quinn-web-password")
+    # quinn (qa, reviewing the support queue) comes with the desk.
     async with open_desk(database, tmp_path) as desk, page(desk, "amy") as amy:
         await amy.ok("PUT", "/api/agent/state", {"state": "available"})
         caller, engine_port = await place(desk.center, SUPPORT, VIP)
