@@ -194,6 +194,8 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
         on_voicemail=acd.on_voicemail,
         on_transfer=acd.on_transfer,
         call_log=call_log,
+        recordings=recordings if settings.record_ivr else None,
+        audit=audit,
     )
     endpoint.router.applications["ivr"] = ivr_app
     endpoint.router.applications["flow"] = ivr_app

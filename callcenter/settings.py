@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # Days a call recording is kept when its queue sets no `retention_days` (ivr/queues.yaml);
     # unset: kept until deleted by hand or erased. Held recordings are never deleted.
     recording_retention_days: int | None = Field(default=None, ge=1, le=36_500)
+    # Record calls from the IVR's answer (the caller, and the prompts they heard), not only
+    # from the agent's: menus and self-service included. A flow pauses it for card numbers
+    # with `set: {recording: paused}` and resumes it with `set: {recording: active}`.
+    record_ivr: bool = False
 
     # SIP: one UDP socket and one TCP listener on this address (port 0 picks a free one).
     sip_host: str = "127.0.0.1"

@@ -32,6 +32,7 @@ from callcenter.services.acd.callbacks import CallbackStore
 from callcenter.services.acd.config import load_acd_config
 from callcenter.services.acd.inputs import Login
 from callcenter.services.acd.runtime import AcdService
+from callcenter.services.audit import AuditLog
 from callcenter.services.callrecords import CallLog
 from callcenter.services.customers import CustomerService
 from callcenter.services.ivr import FlowRegistry, load_flow, simulate
@@ -95,6 +96,36 @@ nodes:
     queue: {queue}
 """
 
+# A payment step: the recording pauses while the card number is keyed (and read out).
+PAY = """\
+start: hello
+nodes:
+  hello:
+    type: play
+    prompt: "text:Payments."
+    next: pause
+  pause:
+    type: set
+    variables: {recording: paused}
+    next: card
+  card:
+    type: gather
+    prompt: "text:Key the card number, then hash."
+    variable: card
+    max_digits: 8
+    timeout: 4
+    retries: 0
+    fallback: resume
+    next: resume
+  resume:
+    type: set
+    variables: {recording: active}
+    next: q
+  q:
+    type: queue
+    queue: support
+"""
+
 VIP = "+441632960001"
 REGULAR = "+441632960002"
 UNKNOWN = "+441632960999"
@@ -102,6 +133,7 @@ SUPPORT = "5100"
 SALES = "5200"
 BILLING = "5300"
 TO_BEN = "5400"
+PAY_LINE = "5500"
 DEMO = "5000"
 
 
@@ -148,6 +180,8 @@ async def open_center(
     outbound_port: int | None = None,
     phones: BrowserPhones | None = None,
     recordings: RecordingService | None = None,
+    record_ivr: bool = False,
+    audit: AuditLog | None = None,
 ) -> AsyncIterator[Center]:
     flows = tmp_path / "flows"
     flows.mkdir(exist_ok=True)
@@ -156,6 +190,7 @@ async def open_center(
     (flows / "direct_sales.yaml").write_text(DIRECT.format(queue="sales"))
     (flows / "direct_billing.yaml").write_text(DIRECT.format(queue="billing"))
     (flows / "to_ben.yaml").write_text(TRANSFER)
+    (flows / "pay.yaml").write_text(PAY)
     (tmp_path / "queues.yaml").write_text(QUEUES)
     trunks = Trunks(
         [
@@ -168,6 +203,7 @@ async def open_center(
                     SALES: "flow:direct_sales",
                     BILLING: "flow:direct_billing",
                     TO_BEN: "flow:to_ben",
+                    PAY_LINE: "flow:pay",
                 },
                 outbound=f"127.0.0.1:{outbound_port}" if outbound_port else None,
             )
@@ -205,6 +241,8 @@ async def open_center(
         on_voicemail=acd.on_voicemail,
         on_transfer=acd.on_transfer,
         call_log=call_log,
+        recordings=recordings if record_ivr else None,
+        audit=audit,
     )
     endpoint.router.applications["flow"] = ivr
     started: list[CallLog | VoicemailService | IvrApplication | AcdService] = []

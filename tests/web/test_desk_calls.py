@@ -77,7 +77,7 @@ class Desk:
 
 @contextlib.asynccontextmanager
 async def open_desk(
-    database: AsyncEngine, tmp_path: Path, *, grace: float = 10.0
+    database: AsyncEngine, tmp_path: Path, *, grace: float = 10.0, record_ivr: bool = False
 ) -> AsyncIterator[Desk]:
     sessions = create_sessionmaker(database)
     async with sessions.begin() as session:
@@ -99,7 +99,14 @@ async def open_desk(
     recordings = RecordingService(sessions, tmp_path / "recordings", flush_interval=0.2)
     await recordings.start()
     audit = AuditLog(sessions)
-    async with open_center(database, tmp_path, phones=phones, recordings=recordings) as center:
+    async with open_center(
+        database,
+        tmp_path,
+        phones=phones,
+        recordings=recordings,
+        record_ivr=record_ivr,
+        audit=audit,
+    ) as center:
         desk = AgentDesk(
             center.acd,
             phones=phones,

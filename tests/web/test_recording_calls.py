@@ -21,6 +21,7 @@ from callcenter.media import PCM, decode_wav, detect_tone, dominant_frequency
 from callcenter.services.audiofiles import WavFileWriter
 from callcenter.services.audit import AuditLog
 from tests.engine.test_acd_calls import (
+    PAY_LINE,
     REGULAR,
     SUPPORT,
     VIP,
@@ -346,3 +347,64 @@ async def test_qa_finds_a_recording_and_streams_it_with_range_requests(
         assert (await audit.verify()).ok
         await quinn.close()
         caller.close()
+
+
+def windows_with_tone(samples: PCM, frequency: float, seconds: float = 0.25) -> list[float]:
+    """Where (seconds) each window holding `frequency` starts."""
+    size = int(seconds * 8000)
+    return [
+        start / 8000
+        for start in range(0, len(samples) - size, size)
+        if detect_tone(samples[start : start + size], frequency)
+    ]
+
+
+@pytest.mark.asyncio
+async def test_the_ivr_part_is_recorded_and_its_payment_step_is_silence(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    async with open_desk(database, tmp_path, record_ivr=True) as desk, page(desk, "amy") as amy:
+        await amy.ok("PUT", "/api/agent/state", {"state": "available"})
+        caller, engine_port = await place(desk.center, PAY_LINE, VIP)
+        caller.rtp.send_tone(engine_port, 700.0, 0.4)  # while "Payments." plays
+        [session] = desk.center.ivr.sessions
+        await until(lambda: session.recording is not None and session.recording.paused, 5.0)
+        # The caller reads the card number out while keying it: neither is recorded.
+        caller.rtp.send_tone(engine_port, 1000.0, 0.8)
+        await asyncio.sleep(1.0)
+        await caller.rtp.send_digits(engine_port, "4111#")
+        call_id = await answer_next(amy)
+        await until(lambda: desk.center.acd.agent_status("amy").state == "on-call")
+        caller.rtp.send_tone(engine_port, 700.0, 0.8)
+        await asyncio.sleep(1.0)
+        await amy.ok("POST", f"/api/calls/{call_id}/hangup")
+        await hung_up(caller, 3.0)
+
+        row = await recording_of(database, call_id)
+        assert row.state == "complete", (row.state, row.failure)
+        kinds = [(event["kind"], event.get("by")) for event in row.timeline]
+        assert kinds[0] == ("ivr", None)
+        assert ("paused", "ivr") in kinds and ("resumed", "ivr") in kinds
+        assert kinds.index(("resumed", "ivr")) < kinds.index(("connected", None))
+        left, right = channels(desk.recordings.recordings_dir / row.path)
+        at = {event["kind"]: float(str(event["at_seconds"])) for event in row.timeline}
+        # From the IVR's answer: the greeting on the right, the caller's tone on the left.
+        assert windows_with_tone(left, 700.0)[0] < 0.5
+        assert rms(right[: int(at["paused"] * 8000)]) > 300
+        # The payment step: zeros only, on both channels; the tone and the digits nowhere.
+        paused = slice(int(at["paused"] * 8000) + 1, int(at["resumed"] * 8000))
+        assert at["resumed"] - at["paused"] > 1.5
+        assert not left[paused].any() and not right[paused].any()
+        assert windows_with_tone(left, 1000.0) == [] and windows_with_tone(right, 1000.0) == []
+        # The agent's part follows in the same file.
+        assert windows_with_tone(left, 700.0)[-1] > at["connected"]
+        entries = await AuditLog(create_sessionmaker(database)).entries(subject=f"call:{call_id}")
+        assert {(e.actor, e.action) for e in entries} >= {
+            ("ivr", "recording.pause"),
+            ("ivr", "recording.resume"),
+        }
+        caller.close()
+
+
+def rms(samples: PCM) -> float:
+    return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if len(samples) else 0.0

@@ -1,7 +1,8 @@
 """What rooms and players need of a leg, whatever carries its audio.
 
-Owns only the `Leg` protocol: one decoded frame in and one frame out per media-clock tick,
-and the `owner` slot that makes a leg belong to at most one player or room. An RTP leg
+Owns the `Leg` protocol (one decoded frame in and one frame out per media-clock tick, and the
+`owner` slot that makes a leg belong to at most one player or room) and the `RecordingSink`
+that rooms and prompt players feed. An RTP leg
 (`leg.RtpLeg`) and a browser leg (`browser_leg.BrowserLeg`) both satisfy it. Must not know
 sockets, codecs or what is special about one kind of leg: the RTP fast path (`forward_pair`)
 is the room's business and only ever applies to two `RtpLeg`s.
@@ -9,9 +10,17 @@ is the room's business and only ever applies to two `RtpLeg`s.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
+import numpy as np
+from numpy.typing import NDArray
+
 from ...media import Frame
+
+RecordingSink = Callable[[NDArray[np.int16], int], None]
+"""Gets each tick's (160, 2) stereo frame and the clock's slot number (a recorder that
+follows a caller from room to room fills the slots no room gave it, so time stays true)."""
 
 
 class Leg(Protocol):

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+
 from ...media import SILENCE, ToneGenerator
 from .errors import LegBusy
-from .legs import Leg
+from .legs import Leg, RecordingSink
 from .prompts import LoopingSource, Prompt, PromptSource
 
 
@@ -85,9 +87,12 @@ class PromptPlayer:
     `done` turns true, and `on_done` is called, on the tick that sends the last frame. To
     chain prompts keep the player and call `play(next_prompt)`, from `on_done` or later:
     the next prompt starts on the following tick with no gap.
+
+    With `on_recording` set it is fed like a room's sink: what the caller sends on the left,
+    the prompt on the right (an IVR recorded from the answer, not only from the agent).
     """
 
-    __slots__ = ("leg", "source")
+    __slots__ = ("_stereo", "leg", "on_recording", "source")
 
     def __init__(
         self, leg: Leg, prompt: Prompt, *, on_done: Callable[[], None] | None = None
@@ -95,6 +100,8 @@ class PromptPlayer:
         claim(leg, self)
         self.leg = leg
         self.source = PromptSource(prompt, on_done=on_done)
+        self.on_recording: RecordingSink | None = None
+        self._stereo = np.zeros((len(SILENCE), 2), dtype=np.int16)
 
     @property
     def done(self) -> bool:
@@ -105,8 +112,15 @@ class PromptPlayer:
         self.source = PromptSource(prompt, on_done=on_done)
 
     def tick(self, n: int) -> None:
-        self.leg.read_frame()  # keeps the jitter buffer draining
-        self.leg.write_frame(self.source.next_frame())
+        heard = self.leg.read_frame()  # also keeps the jitter buffer draining
+        played = self.source.next_frame()
+        self.leg.write_frame(played)
+        sink = self.on_recording
+        if sink is not None:
+            stereo = self._stereo
+            stereo[:, 0] = SILENCE if heard is None else heard
+            stereo[:, 1] = played
+            sink(stereo, n)
 
     def detach(self) -> None:
         release(self.leg, self)

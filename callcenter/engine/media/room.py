@@ -23,20 +23,12 @@ so does a room with any other kind of leg (a browser leg has no packets to forwa
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
-
-import numpy as np
-from numpy.typing import NDArray
 
 from ...media import SILENCE, Frame, Mode, Participant, RoomMixer
 from .leg import RtpLeg, forward_pair, unlink_pair
-from .legs import Leg
+from .legs import Leg, RecordingSink
 from .players import claim, release
-
-RecordingSink = Callable[[NDArray[np.int16], int], None]
-"""Gets each tick's (160, 2) stereo frame and the clock's slot number (a recorder that
-follows a caller from room to room fills the slots no room gave it, so time stays true)."""
 
 
 class FrameSource(Protocol):

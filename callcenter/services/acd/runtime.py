@@ -334,6 +334,10 @@ class AcdService:
             skills=skills,
         )
         self.waiters[call_id] = waiter
+        # Recorded since the IVR answered (CALLCENTER_RECORD_IVR): the same file goes on.
+        waiter.recording = session.take_recording()
+        if waiter.recording is not None:
+            self._event(call_id, "recording", path=waiter.recording.path, since="ivr")
         self.observer.call_queued(waiter)
         session.release_media()
         self._hold(waiter)

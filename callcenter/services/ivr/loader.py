@@ -441,6 +441,9 @@ def _build_set(f: _Fields) -> Node | None:
                     "variables",
                     f"variables: {key}: the value must be a string or number (quote yes/no)",
                 )
+            elif key == "recording" and value not in ("paused", "active"):
+                # The call's recording obeys this variable (a card number is never recorded).
+                f.error("variables", "variables: recording is 'paused' or 'active'")
             else:
                 variables[key] = str(value)
     elif raw is not _MISSING:

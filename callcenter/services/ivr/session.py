@@ -28,6 +28,7 @@ import numpy as np
 
 from callcenter.engine.calls import Call, Calls, PendingCall
 from callcenter.engine.media import MusicPlayer, Prompt, PromptPlayer, load_music
+from callcenter.services.audit import RECORDING_PAUSE, RECORDING_RESUME, AuditLog
 from callcenter.services.callrecords import CallLog
 from callcenter.services.ivr.flow import Flow
 from callcenter.services.ivr.interpreter import (
@@ -53,6 +54,7 @@ from callcenter.services.ivr.interpreter import (
 )
 from callcenter.services.ivr.prompts import PromptLibrary
 from callcenter.services.ivr.registry import FlowRegistry
+from callcenter.services.recordings import CallRecorder, RecordingService
 from callcenter.sip import SipUri
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,12 @@ TransferHook = Callable[["IvrSession", TransferCall], None]
 
 # What a prompt cut short is replaced by: an empty prompt ends at once and plays silence.
 _SILENT = Prompt(np.zeros(0, dtype=np.int16), name="<silence>")
+
+# The call variable a flow sets to pause the recording (a card number keyed or read out) and
+# to resume it: `set: {recording: paused}` ... `set: {recording: active}`.
+RECORDING_VARIABLE = "recording"
+RECORDING_PAUSED = "paused"
+RECORDING_ACTIVE = "active"
 
 
 def utc_now() -> dt.datetime:
@@ -87,6 +95,8 @@ class IvrSession:
         on_transfer: TransferHook | None = None,
         on_finished: Callable[[IvrSession], None] | None = None,
         call_log: CallLog | None = None,
+        recordings: RecordingService | None = None,
+        on_recording_paused: Callable[[IvrSession, bool], None] | None = None,
     ) -> None:
         self.flow = flow
         self.prompts = prompts
@@ -100,6 +110,11 @@ class IvrSession:
         self.on_transfer = on_transfer
         self.on_finished = on_finished
         self.call_log = call_log
+        # With `recordings`, the call is recorded from the IVR's answer (caller left, prompts
+        # right); the ACD takes the recording over at the queue (`take_recording`).
+        self.recordings = recordings
+        self.recording: CallRecorder | None = None
+        self.on_recording_paused = on_recording_paused
         self.call_id = pending.request.call_id
         self.call: Call | None = None
         self.variables: dict[str, str] = {}
@@ -126,6 +141,10 @@ class IvrSession:
             return False
         self.call = call
         self.leg.on_digit = self._digit
+        if self.recordings is not None:
+            self.recording = self.recordings.begin(self.call_id)
+            self.recording.note("ivr", flow=self.flow.name)
+            self._player.on_recording = self.recording.write
         log.info("call %s: IVR flow %s", self.call_id, self.flow.name)
         if self.call_log is not None:
             request = self.pending.request
@@ -156,6 +175,37 @@ class IvrSession:
     def close(self) -> None:
         """Stop timers and players without touching the call (the engine hangs it up)."""
         self._close()
+
+    def take_recording(self) -> CallRecorder | None:
+        """The call's recording, now the caller's next owner's (the ACD's) to feed and end."""
+        recording, self.recording = self.recording, None
+        return recording
+
+    def _finish_recording(self) -> None:
+        if self.recording is not None and self.recordings is not None:
+            self.recordings.finish(self.recording)
+        self.recording = None
+
+    def _recording_variable(self, value: str) -> None:
+        recording = self.recording
+        if recording is None:
+            return
+        if value == RECORDING_PAUSED:
+            changed = recording.pause("ivr", asyncio.get_running_loop().time())
+        elif value == RECORDING_ACTIVE:
+            changed = recording.resume("ivr")
+        else:
+            log.error("call %s: recording=%r is neither paused nor active", self.call_id, value)
+            return
+        if changed:
+            if self.call_log is not None:
+                self.call_log.event(
+                    self.call_id,
+                    "recording-paused" if recording.paused else "recording-resumed",
+                    by="ivr",
+                )
+            if self.on_recording_paused is not None:
+                self.on_recording_paused(self, recording.paused)
 
     # --- running the interpreter --------------------------------------------------------------
 
@@ -198,6 +248,8 @@ class IvrSession:
                     )
             elif isinstance(action, SetVariable):
                 self.variables[action.name] = action.value
+                if action.name == RECORDING_VARIABLE:
+                    self._recording_variable(action.value)
             elif isinstance(action, PlayPrompt):
                 prompts.append(self.prompts[action.prompt])
         final = result.final
@@ -281,11 +333,13 @@ class IvrSession:
         if isinstance(final, TransferCall) and self.on_transfer is not None:
             log.info("call %s: transfer to %s", self.call_id, final.target)
             self.release_media()
+            self._finish_recording()
             self.on_transfer(self, final)
             return
         if isinstance(final, StartVoicemail) and self.on_voicemail is not None:
             log.info("call %s: voicemail box %s", self.call_id, final.box)
             self.release_media()
+            self._finish_recording()  # the message is a recording of its own
             self.on_voicemail(self, final)
             return
         if not isinstance(final, HangUpCall):
@@ -328,6 +382,7 @@ class IvrSession:
         if self.leg.on_digit == self._digit:
             self.leg.on_digit = None
         self.release_media()
+        self._finish_recording()
         if self.on_finished is not None:
             self.on_finished(self)
 
@@ -356,7 +411,14 @@ class IvrApplication:
         on_voicemail: VoicemailHook | None = None,
         on_transfer: TransferHook | None = None,
         call_log: CallLog | None = None,
+        recordings: RecordingService | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
+        # With `recordings`, calls are recorded from the IVR's answer (CALLCENTER_RECORD_IVR);
+        # a flow's pauses (`set: {recording: paused}`) are audited with the actor 'ivr'.
+        self.recordings = recordings
+        self.audit = audit
+        self._audits: set[asyncio.Task[None]] = set()
         self.calls = calls
         self.on_voicemail = on_voicemail
         self.on_transfer = on_transfer
@@ -388,6 +450,25 @@ class IvrApplication:
     async def stop(self) -> None:
         for session in list(self.sessions):
             session.close()
+        # The audit entries of the last pauses are written, not dropped.
+        await asyncio.gather(*self._audits, return_exceptions=True)
+
+    def _recording_paused(self, session: IvrSession, paused: bool) -> None:
+        if self.audit is None:
+            return
+        action = RECORDING_PAUSE if paused else RECORDING_RESUME
+        task = asyncio.get_running_loop().create_task(
+            self._audit(action, session.call_id, session.flow.name)
+        )
+        self._audits.add(task)
+        task.add_done_callback(self._audits.discard)
+
+    async def _audit(self, action: str, call_id: str, flow: str) -> None:
+        assert self.audit is not None
+        try:
+            await self.audit.append("ivr", action, f"call:{call_id}", {"flow": flow})
+        except Exception:
+            log.exception("call %s: the audit log refused the IVR's %s", call_id, action)
 
     def listening(self) -> str:
         names = ", ".join(self.flows.names()) or "none"
@@ -423,6 +504,8 @@ class IvrApplication:
             on_transfer=self.on_transfer,
             on_finished=self.sessions.discard,
             call_log=self.call_log,
+            recordings=self.recordings,
+            on_recording_paused=self._recording_paused,
         )
         self.sessions.add(session)
         session.begin()

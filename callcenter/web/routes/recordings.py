@@ -31,7 +31,7 @@ from ..deps import Deps, require_roles
 router = APIRouter(prefix="/api/recordings", tags=["recordings"])
 erasures = APIRouter(prefix="/api/erasures", tags=["recordings"])
 
-Reviewer = Annotated[Principal, require_roles("qa", "supervisor")]
+Reviewer = Annotated[Principal, require_roles("qa", "supervisor", "admin")]
 Keeper = Annotated[Principal, require_roles("supervisor", "admin")]
 Eraser = Annotated[Principal, require_roles("admin")]
 RecordingId = Annotated[int, Path(ge=1)]
@@ -353,7 +353,7 @@ async def delete_comment(
             recording_id,
             comment_id,
             by=user.username,
-            any_author=user.role == "supervisor",
+            any_author=user.role in ("supervisor", "admin"),
             queues=queues,
         )
     return Response(status_code=204)

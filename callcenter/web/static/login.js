@@ -1,9 +1,14 @@
 // login.js: the sign-in page (index.html). Owns the form: POST /api/auth/login, the
 // error shown from the server's `detail` (401 wrong credentials, 423 locked, 429 too many
-// tries with a countdown from Retry-After), and going to the agent desk on success. An
-// agent whose session is still good is sent straight on without seeing the form.
+// tries with a countdown from Retry-After), and going on to the user's page on success: an
+// agent to the desk (/agent); QA reviewers, supervisors and administrators to the recordings
+// (/qa). A user whose session is still good is sent straight on without seeing the form.
 
 import { AGENT_PAGE, ApiError, login, logout, me } from "./js/api.js";
+
+const QA_PAGE = "/qa";
+// Where each role works; a role not listed here is told it has no page yet.
+const HOME = { agent: AGENT_PAGE, qa: QA_PAGE, supervisor: QA_PAGE, admin: QA_PAGE };
 
 const form = document.querySelector('[data-testid="login-form"]');
 const username = document.querySelector('[data-testid="login-username"]');
@@ -19,17 +24,18 @@ function showError(text) {
   errorBox.textContent = text || "";
 }
 
-/** Signed in: an agent goes to the desk (true); anyone else is told why not (false). */
+/** Signed in: on to the role's page (true); a role without one is told so (false). */
 function arrive(user) {
-  if (user && user.role === "agent") {
-    location.replace(AGENT_PAGE);
+  const home = user && Object.hasOwn(HOME, user.role) ? HOME[user.role] : null;
+  if (home) {
+    location.replace(home);
     return true;
   }
-  // Signed in, but not as an agent: the desk would refuse every request.
+  // Signed in, but with no page here: every page would refuse its requests.
   form.hidden = true;
   signedIn.hidden = false;
   const who = user ? user.display_name || user.username : "someone";
-  signedInText.textContent = `You are signed in as ${who} (${user ? user.role : "no role"}). The agent desk is for agents.`;
+  signedInText.textContent = `You are signed in as ${who} (${user ? user.role : "no role"}). There is no page for this role here yet.`;
   return false;
 }
 
@@ -67,7 +73,7 @@ form.addEventListener("submit", async (event) => {
   try {
     const answer = await login(name, password.value);
     password.value = "";
-    keepDisabled = arrive(answer && answer.user); // stays disabled while the desk loads
+    keepDisabled = arrive(answer && answer.user); // stays disabled while the page loads
   } catch (error) {
     const detail = error instanceof ApiError ? error.detail : String(error);
     if (error.status === 429 && error.retryAfter) {
@@ -92,7 +98,7 @@ document.querySelector('[data-testid="login-signout"]').addEventListener("click"
   username.focus();
 });
 
-// Already signed in? Straight to the desk.
+// Already signed in? Straight on to the user's page.
 me().then(
   (session) => arrive(session && session.user),
   () => {},
