@@ -8,19 +8,22 @@ Builds (once) a SQLite file migrated by the real Alembic scripts (so the real in
 `--recordings` recordings and their call records, one per call, as a year of an answered-call
 center makes them: ~50 agents over 10 queues, 200,000 customers (who call with a skew: a few
 call often), unknown and withheld callers, business-hours arrival times over 2025, talk times
-10-3600 s (log-normal), dispositions, wrap-up outcomes, recording states, timelines, and the
+10-3600 s (log-normal), dispositions, wrap-up outcomes, recording states, timelines, the
 QA player's waveform (`peaks`, 2 x `--peaks-buckets` levels, as `RecordingService` stores it:
-the bulk of a row). The load is raw SQL in one transaction with the journal off and the
-secondary indexes dropped and re-made from the migrated DDL afterwards; then ANALYZE. The file
-is cached under the temp dir, keyed by a hash of the migrations, this generator's version and
-its parameters: a rerun only measures. (`--no-analyze` empties sqlite_stat1 for the run: the
-service itself never runs ANALYZE, so that is how a production file is planned.)
+the bulk of a row), a mean QA score on 5 % of the recordings, a legal hold on 0.3 %, and 2 %
+deleted (tombstones the search leaves out). The load is raw SQL in one transaction with the
+journal off and the secondary indexes dropped and re-made from the migrated DDL afterwards; then
+ANALYZE. The file is cached under the temp dir, keyed by a hash of the migrations, this
+generator's version and its parameters: a rerun only measures. (`--no-analyze` empties
+sqlite_stat1 for the run: the service itself never runs ANALYZE, so that is how a production
+file is planned.)
 
 Then times `RecordingCatalogue.search` (the real service, its statement, a session per call,
 aiosqlite's thread hop included) one awaited call at a time, `--queries` random queries of each
-kind below, every answer checked against its filters. QA score is not in the schema yet: not
-measured. Writes bench/results-recordings.json. Figures depend on the machine (and on the file
-being in the page cache, as it is on a warm server); compare runs on one machine.
+kind below (QA reviewers restricted to their queues among them), every answer checked against
+its filters, its viewer's queues and the deleted recordings. Writes
+bench/results-recordings.json. Figures depend on the machine (and on the file being in the page
+cache, as it is on a warm server); compare runs on one machine.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ CACHE_ROOT = Path(tempfile.gettempdir()) / "callcenter-bench-recordings"
 DATABASE_FILE = "callcenter.db"
 TARGET_P99_MS = 100.0
 # Bump when the generated data changes: the cache key includes it.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SEED = 6
 
 YEAR_START = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
@@ -108,8 +111,17 @@ CALL_COLUMNS = (
 RECORDING_COLUMNS = (
     "id", "call_id", "path", "state", "channels", "started_at", "ended_at", "duration_seconds",
     "size_bytes", "sha256", "timeline", "failure", "peaks", "compressed_path",
-    "compressed_size_bytes", "compressed_sha256",
+    "compressed_size_bytes", "compressed_sha256", "legal_hold", "legal_hold_reason", "deleted_at",
+    "qa_score",
 )  # fmt: skip
+SCORED = 0.05  # the share of recordings a QA reviewer has scored
+LEGAL_HOLD = 0.003
+DELETED = 0.02  # deleted (by hand, retention or an erasure request): the row is a tombstone
+HOLD_REASONS = (
+    "Litigation: claim 2025-114",
+    "Regulator's request (complaint review)",
+    "Fraud investigation",
+)
 NOTES = (
     "",
     "",
@@ -297,6 +309,19 @@ def generate(count: int, peaks_buckets: int, batch_size: int = 50_000) -> Iterat
         stem = f"calls/{days[answered // 86_400_000_000].replace('-', '/')}/{row_id:08x}"
         compressed = finished and state == "complete"
         paused = rng.random() < 0.08 and talk > 60
+        score = None
+        if finished and rng.random() < SCORED:  # most calls do well, a tail does badly
+            score = round(100 * rng.betavariate(5, 1.6), 1)
+        hold = finished and rng.random() < LEGAL_HOLD
+        deleted = None
+        if finished and not hold and rng.random() < DELETED:
+            deleted = _stamp(
+                min(
+                    ended + rng.randrange(86_400_000_000, 60 * 86_400_000_000),
+                    (DAYS + 1) * 86_400_000_000 - 1,
+                ),
+                days,
+            )
         batch.recordings.append(
             (
                 row_id, call_id, f"{stem}.wav", state, 2, answered_text,
@@ -313,6 +338,7 @@ def generate(count: int, peaks_buckets: int, batch_size: int = 50_000) -> Iterat
                 f"{stem}.opus" if compressed else None,
                 int(talk * 4000) if compressed else None,
                 f"{rng.getrandbits(256):064x}" if compressed else None,
+                int(hold), rng.choice(HOLD_REASONS) if hold else "", deleted, score,
             )
         )  # fmt: skip
         if len(batch.calls) >= batch_size:
@@ -475,6 +501,7 @@ class Population:
     numbers: list[str]
     dispositions: list[str]
     outcomes: list[str]
+    deleted: frozenset[int]  # the search must never return these
 
 
 def population(db_file: Path) -> Population:
@@ -506,6 +533,9 @@ def population(db_file: Path) -> Population:
             numbers=[n for _, n in rows if n],
             dispositions=distinct("disposition"),
             outcomes=distinct("outcome"),
+            deleted=frozenset(
+                i for (i,) in db.execute("SELECT id FROM recordings WHERE deleted_at IS NOT NULL")
+            ),
         )
     finally:
         db.close()
@@ -584,10 +614,53 @@ KINDS: dict[str, tuple[str, Maker]] = {
             outcome=r.choice(p.outcomes),
         ),
     ),
+    "queue_quarter": (
+        "queue + 90 days",
+        lambda r, p: RecordingQuery(queue=r.choice(p.queues), **_since_until(_window(r, p, 90))),
+    ),
     "customer_quarter": (
         "customer + 90 days",
         lambda r, p: RecordingQuery(
             customer_id=r.choice(p.customers), **_since_until(_window(r, p, 90))
+        ),
+    ),
+    "score_band": (
+        "QA score below 60, 60-80 or 90 and above",
+        lambda r, p: RecordingQuery(**_score_band(r)),
+    ),
+    "scored_agent": (
+        "scored, one agent's",
+        lambda r, p: RecordingQuery(scored=True, agent=r.choice(p.agents)),
+    ),
+    "legal_hold": ("on legal hold", lambda r, p: RecordingQuery(legal_hold=True)),
+    "viewer": (
+        "a QA reviewer's first page: 2-3 queues",
+        lambda r, p: RecordingQuery(queues=_viewer(r, p)),
+    ),
+    "viewer_deep": (
+        "a QA reviewer's 2-3 queues, before_id anywhere back",
+        lambda r, p: RecordingQuery(queues=_viewer(r, p), before_id=r.randrange(p.max_id)),
+    ),
+    "viewer_week": (
+        "a QA reviewer's 2-3 queues + a week",
+        lambda r, p: RecordingQuery(queues=_viewer(r, p), **_since_until(_window(r, p, 7))),
+    ),
+    "viewer_agent": (
+        "a QA reviewer's 2-3 queues + an agent (any: often none of theirs)",
+        lambda r, p: RecordingQuery(queues=_viewer(r, p), agent=r.choice(p.agents)),
+    ),
+    "viewer_outcome": (
+        "a QA reviewer's 2-3 queues + outcome",
+        lambda r, p: RecordingQuery(queues=_viewer(r, p), outcome=r.choice(p.outcomes)),
+    ),
+    "viewer_score": (
+        "a QA reviewer's 2-3 queues + QA score band",
+        lambda r, p: RecordingQuery(queues=_viewer(r, p), **_score_band(r)),
+    ),
+    "viewer_unscored_month": (
+        "a QA reviewer's 2-3 queues + unscored + 30 days",
+        lambda r, p: RecordingQuery(
+            queues=_viewer(r, p), scored=False, **_since_until(_window(r, p, 30))
         ),
     ),
     "outcome_week_short": (
@@ -599,6 +672,15 @@ KINDS: dict[str, tuple[str, Maker]] = {
 }
 
 
+def _score_band(rng: random.Random) -> dict[str, Any]:
+    low, high = rng.choice(((None, 60.0), (60.0, 80.0), (90.0, None)))
+    return {"min_score": low, "max_score": high}
+
+
+def _viewer(rng: random.Random, pop: Population) -> frozenset[str]:
+    return frozenset(rng.sample(pop.queues, rng.randrange(2, 4)))
+
+
 def _since_until(window: tuple[dt.datetime, dt.datetime]) -> dict[str, Any]:
     return {"since": window[0], "until": window[1]}
 
@@ -607,8 +689,11 @@ def _min_max(bounds: tuple[float | None, float | None]) -> dict[str, Any]:
     return {"min_seconds": bounds[0], "max_seconds": bounds[1]}
 
 
-def check(query: RecordingQuery, found: Sequence[RecordingSummary]) -> None:
-    """The answer is what was asked for: filters hold, newest first, within the page."""
+def check(
+    query: RecordingQuery, found: Sequence[RecordingSummary], deleted: frozenset[int]
+) -> None:
+    """The answer is what was asked for: filters hold, newest first, within the page (the
+    generated recording ids and call record ids are in the same order), nothing deleted."""
     wrong: list[str] = []
     if len(found) > query.limit:
         wrong.append(f"{len(found)} rows for limit {query.limit}")
@@ -624,9 +709,22 @@ def check(query: RecordingQuery, found: Sequence[RecordingSummary]) -> None:
             (query.disposition, s.disposition),
             (query.outcome, s.outcome),
             (query.state, s.state),
+            (query.legal_hold, s.legal_hold),
+            (query.scored, None if query.scored is None else s.qa_score is not None),
         ]
         if any(want is not None and want != got for want, got in pairs):
             wrong.append(f"row {s.id} does not match")
+        if query.queues is not None and s.queue not in query.queues:
+            wrong.append(f"row {s.id} is in {s.queue!r}, not in the viewer's queues")
+        if s.id in deleted:
+            wrong.append(f"row {s.id} is deleted")
+        score = s.qa_score
+        if (query.min_score is not None or query.max_score is not None) and (
+            score is None
+            or (query.min_score is not None and score < query.min_score)
+            or (query.max_score is not None and score > query.max_score)
+        ):
+            wrong.append(f"row {s.id} out of the score range")
         if query.before_id is not None and s.id >= query.before_id:
             wrong.append(f"row {s.id} not before {query.before_id}")
         if (query.since is not None and s.started_at < query.since) or (
@@ -696,7 +794,7 @@ async def measure(data_dir: Path, pop: Population, args: argparse.Namespace) -> 
                 elapsed = time.perf_counter() - t0
                 ms = elapsed * 1000
                 spent += elapsed
-                check(query, found)
+                check(query, found, pop.deleted)
                 result.samples_ms.append(ms)
                 result.rows += len(found)
                 result.empty += not found
@@ -763,6 +861,8 @@ def _query_text(query: RecordingQuery) -> str:
         for name in RecordingQuery.__slots__
         if getattr(query, name) is not None and not (name == "limit" and query.limit == 50)
     }
+    if query.queues is not None:
+        fields["queues"] = sorted(query.queues)
     return ", ".join(
         f"{k}={v.isoformat() if isinstance(v, dt.datetime) else v!r}" for k, v in fields.items()
     )
@@ -827,7 +927,6 @@ def report(
         "target_p99_ms": TARGET_P99_MS,
         "pass": all_ok,
         "kinds": kinds,
-        "not_measured": "QA score: not in the schema yet",
         "table": table,
     }
     return summary, kinds, table

@@ -23,24 +23,37 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
-revision: str = '0009'
-down_revision: str | Sequence[str] | None = '0008'
+revision: str = "0009"
+down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-SCORED = sa.text('qa_score IS NOT NULL')
+SCORED = sa.text("qa_score IS NOT NULL")
 
 
 def upgrade() -> None:
-    op.create_index('ix_call_records_disposition', 'call_records', ['disposition', 'id'], unique=False)
-    op.create_index('ix_call_records_disposition_outcome', 'call_records', ['disposition', 'outcome', 'id'], unique=False)
-    op.drop_index('ix_recordings_qa_score', table_name='recordings')
-    op.create_index('ix_recordings_scored', 'recordings', ['id', 'qa_score'], unique=False, sqlite_where=SCORED, postgresql_where=SCORED)
+    op.create_index(
+        "ix_call_records_disposition", "call_records", ["disposition", "id"], unique=False
+    )
+    op.create_index(
+        "ix_call_records_disposition_outcome",
+        "call_records",
+        ["disposition", "outcome", "id"],
+        unique=False,
+    )
+    op.drop_index("ix_recordings_qa_score", table_name="recordings")
+    op.create_index(
+        "ix_recordings_scored",
+        "recordings",
+        ["id", "qa_score"],
+        unique=False,
+        sqlite_where=SCORED,
+        postgresql_where=SCORED,
+    )
 
 
 def downgrade() -> None:
-    op.drop_index('ix_recordings_scored', table_name='recordings')
-    op.create_index('ix_recordings_qa_score', 'recordings', ['qa_score'], unique=False)
-    op.drop_index('ix_call_records_disposition_outcome', table_name='call_records')
-    op.drop_index('ix_call_records_disposition', table_name='call_records')
+    op.drop_index("ix_recordings_scored", table_name="recordings")
+    op.create_index("ix_recordings_qa_score", "recordings", ["qa_score"], unique=False)
+    op.drop_index("ix_call_records_disposition_outcome", table_name="call_records")
+    op.drop_index("ix_call_records_disposition", table_name="call_records")

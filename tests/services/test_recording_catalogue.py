@@ -82,8 +82,11 @@ def _calls(rng: random.Random) -> list[Call]:
         arrived += dt.timedelta(minutes=rng.choice((3, 20, 90, 600)))
         queue = None if n % 9 == 4 else rng.choice(QUEUES)
         # A long wait (under the catalogue's day of slack) now and then.
-        long_wait = n % 13 == 5
-        wait = dt.timedelta(hours=20) if long_wait else dt.timedelta(seconds=rng.randrange(300))
+        wait = dt.timedelta(seconds=rng.randrange(300))
+        if n % 13 == 5:
+            wait = dt.timedelta(hours=20)
+        elif n % 11 == 3:  # recorded from the IVR's answer, a moment before the arrival is noted
+            wait = -dt.timedelta(milliseconds=40)
         started = arrived + wait
         in_progress = n == 39
         record = CallRecord(
@@ -370,17 +373,33 @@ def test_a_restricted_viewer_sees_their_queues_only(data: Data) -> None:
     assert search_all(data, RecordingQuery(queues=frozenset({"vip"}), queue="sales")) == []
 
 
-def test_a_time_range_keeps_a_call_answered_long_after_it_arrived(data: Data) -> None:
-    late = [r for r in data.rows if r.call_id == "call-5@test" and not r.deleted]
-    assert late, "call 5 waited 20 hours"
-    row = late[0]
-    q = RecordingQuery(
-        agent=row.agent,
-        since=row.started_at - dt.timedelta(minutes=1),
-        until=row.started_at + dt.timedelta(minutes=1),
-    )
-    assert row.id in search_all(data, q)
-    assert search_all(data, replace(q, agent=None)) == expected(data.rows, replace(q, agent=None))
+@pytest.mark.parametrize(
+    "call_id",
+    [
+        "call-5@test",  # answered 20 hours after it arrived
+        "call-3@test",  # recorded from the IVR: started before its call record's arrival
+        "call-4@test",  # never left the IVR: no queue, no agent, never answered
+    ],
+)
+def test_a_narrow_time_range_finds_a_recording_whenever_its_call_arrived(
+    data: Data, call_id: str
+) -> None:
+    (row,) = [r for r in data.rows if r.call_id == call_id]
+    assert not row.deleted
+    for q in (
+        RecordingQuery(disposition=row.disposition),  # walks call_records
+        RecordingQuery(state=row.state),  # walks recordings
+        RecordingQuery(queues=frozenset(QUEUES)),
+    ):
+        for since, until in (
+            (row.started_at, row.started_at + dt.timedelta(milliseconds=1)),
+            (row.started_at - dt.timedelta(minutes=1), None),
+            (None, row.started_at + dt.timedelta(minutes=1)),
+        ):
+            narrow = replace(q, since=since, until=until)
+            want = expected(data.rows, narrow)
+            assert (row.id in want) == (q.queues is None or row.queue is not None)
+            assert search_all(data, narrow) == want
 
 
 def test_a_limit_out_of_range_is_refused(data: Data) -> None:
