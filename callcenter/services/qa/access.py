@@ -16,7 +16,8 @@ from typing import Final
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcenter.db.models import CallRecord, QaAssignment, Recording, User
+from callcenter.db.models import QaAssignment, Recording, User
+from callcenter.services.recordings.catalogue import live_recording
 
 from .errors import QaInvalid, QaNotFound
 
@@ -78,16 +79,7 @@ async def visible_recording(
     session: AsyncSession, recording_id: int, queues: frozenset[str] | None
 ) -> Recording:
     """The recording, if it exists, is not deleted and the viewer may see it; else QaNotFound."""
-    row = (
-        await session.execute(
-            select(Recording, CallRecord.queue)
-            .outerjoin(CallRecord, CallRecord.call_id == Recording.call_id)
-            .where(Recording.id == recording_id, Recording.deleted_at.is_(None))
-        )
-    ).first()
-    if row is None:
-        raise QaNotFound("no such recording")
-    recording, queue = row
-    if queues is not None and queue not in queues:
+    recording = await live_recording(session, recording_id, queues)
+    if recording is None:
         raise QaNotFound("no such recording")
     return recording

@@ -235,6 +235,24 @@ class RecordingCatalogue:
         return path
 
 
+async def live_recording(
+    session: AsyncSession, recording_id: int, queues: frozenset[str] | None
+) -> Recording | None:
+    """The recording's row, if it exists, is not deleted and a viewer of `queues` (None: every
+    queue) may see it: the one visibility rule the QA and retention services act under."""
+    row = (
+        await session.execute(
+            select(Recording, CallRecord.queue)
+            .outerjoin(CallRecord, _JOIN)
+            .where(Recording.id == recording_id, Recording.deleted_at.is_(None))
+        )
+    ).first()
+    if row is None or (queues is not None and row[1] not in queues):
+        return None
+    recording: Recording = row[0]
+    return recording
+
+
 def _visible(
     recording: Recording, record: CallRecord | None, queues: frozenset[str] | None
 ) -> bool:

@@ -33,6 +33,7 @@ from callcenter.services.audit import (
     AuditLog,
 )
 
+from .catalogue import live_recording
 from .compress import ENCODINGS
 
 log = logging.getLogger(__name__)
@@ -332,16 +333,9 @@ class RecordingRetention:
 async def _live(
     session: AsyncSession, recording_id: int, queues: frozenset[str] | None
 ) -> Recording:
-    row = (
-        await session.execute(
-            select(Recording, CallRecord.queue)
-            .outerjoin(CallRecord, CallRecord.call_id == Recording.call_id)
-            .where(Recording.id == recording_id, Recording.deleted_at.is_(None))
-        )
-    ).first()
-    if row is None or (queues is not None and row[1] not in queues):
+    recording = await live_recording(session, recording_id, queues)
+    if recording is None:
         raise RecordingNotFound("no such recording")
-    recording: Recording = row[0]
     return recording
 
 
