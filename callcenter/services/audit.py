@@ -23,9 +23,13 @@ every hash after it (SHA-256 has no secret). Anchoring the head elsewhere closes
 
 Appends are serialised twice over: an asyncio.Lock orders the appends of one `AuditLog`, and
 each append's transaction reads the last entry (`ORDER BY id DESC LIMIT 1`) and inserts
-id = last + 1 explicitly (the table has no sequence). Two processes that race both try the same
-id and one of them fails on the primary key (or the unique hash) instead of forking the chain;
-it reads the new last entry and tries again, up to APPEND_ATTEMPTS times. When an append fails
+id = last + 1 explicitly (the table has no sequence). On PostgreSQL the transaction first takes
+a transaction-scoped advisory lock (APPEND_LOCK_KEY), so appends from every process queue up
+and none collides. On SQLite, two processes that race both try the same id and one of them
+fails on the primary key (or the unique hash) instead of forking the chain; it reads the new
+last entry and tries again after an exponential, jittered back-off (a loser waits longer each
+time, so a busy winner cannot starve it in step), up to APPEND_ATTEMPTS times: about
+APPEND_PATIENCE seconds of waiting in the worst case. When an append fails
 for good (AuditError, or the database's own error) the caller should not go on with the action
 it meant to audit: an action without its entry is what the log exists to rule out.
 """
@@ -44,6 +48,7 @@ from datetime import UTC, datetime
 from typing import Final, NamedTuple
 
 from sqlalchemy import String, insert, select
+from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -92,11 +97,24 @@ MAX_DETAIL_BYTES: Final = 4096
 MAX_DETAIL_DEPTH: Final = 8
 MAX_LIMIT: Final = 500
 VERIFY_BATCH: Final = 500
-APPEND_ATTEMPTS: Final = 8
+APPEND_ATTEMPTS: Final = 16
+# Back-off before attempt n+1: uniform(0, min(APPEND_BACKOFF_CAP, APPEND_BACKOFF_BASE * 2**n)).
+APPEND_BACKOFF_BASE: Final = 0.002
+APPEND_BACKOFF_CAP: Final = 0.25
+# pg_advisory_xact_lock key: 'audit' in ASCII, so it is recognisable in pg_locks.
+APPEND_LOCK_KEY: Final = 0x6175646974
 
 # Dotted lower-case words: 'recording.listen', 'legal-hold.set', 'erasure'.
 _ACTION: Final = re.compile(r"[a-z][a-z0-9-]*(?:\.[a-z][a-z0-9-]*)*")
 _INT_RANGE: Final = range(-(2**63), 2**63)
+
+
+def _backoff(attempt: int) -> float:
+    return min(APPEND_BACKOFF_CAP, math.ldexp(APPEND_BACKOFF_BASE, attempt))
+
+
+# The longest an append can wait out a race before AuditError (about 2.5 s).
+APPEND_PATIENCE: Final = sum(_backoff(n) for n in range(1, APPEND_ATTEMPTS))
 
 
 class AuditError(Exception):
@@ -358,7 +376,7 @@ class AuditLog:
                             f"no free place at the end of the chain after {attempt} attempts"
                         ) from exc
                     # Jitter, so two writers that collided do not collide again in step.
-                    await asyncio.sleep(random.uniform(0, 0.002 * attempt))
+                    await asyncio.sleep(random.uniform(0, _backoff(attempt)))
         raise AssertionError("unreachable")
 
     async def _append_once(
@@ -370,6 +388,10 @@ class AuditLog:
         detail_json: str,
     ) -> AuditEntryView:
         async with self._sessions() as session, session.begin():
+            if session.get_bind().dialect.name == "postgresql":
+                await session.execute(
+                    sql_text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY}
+                )
             last = (
                 await session.execute(
                     select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
