@@ -20,7 +20,7 @@ from ..media import Mode
 from ..sip import SipUri
 from .browser import BrowserCall, BrowserPhone
 from .calls import Call, Calls, PendingCall
-from .connection import Callee, Connection, Consult, EndedBy
+from .connection import Callee, Connection, EndedBy, MonitorMode, Party
 from .media import FrameSource, MediaClock, Room, RtpLeg, Tickable
 from .outbound import CallFailed, OutboundCall, OutboundCalls
 from .transport import Peer
@@ -77,15 +77,6 @@ class _RingAll:
 def _give_up(ring: _RingAll, stop: Callable[[Callee], None]) -> None:
     ring.timed_out = True
     ring.cancel_all(stop)
-
-
-def _third_party_left(connection: Connection, consult: Consult, callee: Callee) -> None:
-    """The consulted party hung up: during the consultation it ends it; once it took the
-    agent's place it is the callee, and its end is the call's."""
-    if connection.callee is callee:
-        connection.callee_left(callee)
-    else:
-        connection.consult_left(consult)
 
 
 def _describe(target: Target) -> str:
@@ -336,11 +327,13 @@ class Bridges:
         caller_id: str,
         caller_name: str | None = None,
         ring_timeout: float | None = None,
+        join: bool = False,
     ) -> Callee:
-        """Warm transfer, first half: the caller hears music while `targets` ring; the first
-        to answer talks with the callee (the agent) in a room of their own. Raises
-        CallFailed when nobody answers (the agent is back with the caller)."""
-        consult = connection.begin_consult(label)
+        """Warm transfer or conference, first half: the caller hears music while `targets`
+        ring; the first to answer talks with the callee (the agent) in a room of their own,
+        or (`join`) comes straight into the caller's room as a party. Raises CallFailed when
+        nobody answers (the agent is back with the caller)."""
+        consult = connection.begin_consult(label, join=join)
         ring = _RingAll()
         consult.cancel = lambda: _give_up(ring, self._stop)
         if connection.on_consult is not None:
@@ -357,9 +350,52 @@ class Bridges:
         except BaseException:
             connection.consult_failed(consult)
             raise
-        ring.on_winner_end = lambda: _third_party_left(connection, consult, callee)
+        # Whatever it has become by then (consulted, a party, the owner), its end is told.
+        ring.on_winner_end = lambda: connection.callee_left(callee)
         connection.consult_answered(consult, callee)
         return callee
+
+    async def monitor(
+        self,
+        connection: Connection,
+        targets: Sequence[Target],
+        *,
+        label: str,
+        mode: MonitorMode,
+        caller_id: str,
+        caller_name: str | None = None,
+        ring_timeout: float | None = None,
+        whisper_to: Callee | None = None,
+    ) -> Party:
+        """A supervisor joins a live call: `targets` (their page, phone or number) ring; the
+        first to answer joins the caller's room in `mode`. The caller hears nothing of it.
+        Raises CallFailed when nobody answers, CallStateError when the call ended meanwhile
+        (the supervisor's call is hung up)."""
+        ring = _RingAll()
+        callee: Callee
+        if len(targets) == 1 and isinstance(targets[0], BrowserPhone):
+            # The supervisor asked from that very page: it is answered already, no ring.
+            callee = targets[0].take(
+                caller_id=caller_id,
+                caller_name=caller_name,
+                on_end=lambda: connection.callee_left(callee),
+            )
+        else:
+            callee = await self._ring_first(
+                ring,
+                targets,
+                caller_id=caller_id,
+                caller_name=caller_name,
+                ring_timeout=ring_timeout,
+                on_failed=None,
+            )
+            ring.on_winner_end = lambda: connection.callee_left(callee)
+        try:
+            return connection.add_monitor(label, callee, mode, whisper_to=whisper_to)
+        except BaseException:
+            ring.on_winner_end = None
+            self.hang_up_callee(callee)
+            raise
 
     def hang_up_callee(self, callee: Callee) -> None:
         """End a rung party's call whatever it is: BYE or CANCEL for SIP, the page's end."""

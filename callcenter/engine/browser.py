@@ -26,7 +26,7 @@ PRESENCE_GRACE = 10.0
 """Seconds a page counts as present after its socket closed (a reload takes 1-2 s)."""
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, weakref_slot=True)
 class BrowserCall:
     """A call rung on (and maybe answered by) a browser phone: what `OutboundCall` is for
     a SIP phone. `call` is always None (no SIP dialog); `ended` is set when it is over."""
@@ -120,6 +120,24 @@ class BrowserPhone:
                 self.ringing = None
         if call.ended.is_set():  # cancelled in the same turn as the answer
             raise CallFailed(487, "Request Terminated")
+        self.current = call
+        return call
+
+    def take(
+        self,
+        *,
+        caller_id: str,
+        caller_name: str | None = None,
+        on_end: Callable[[], None] | None = None,
+    ) -> BrowserCall:
+        """A call the page asked for itself (a supervisor's Listen): up at once, no ring.
+        CallFailed 486 while another call rings or is up."""
+        if self.busy:
+            raise CallFailed(486, "Busy Here")
+        call = BrowserCall(
+            phone=self, leg=self.leg, caller_id=caller_id, caller_name=caller_name, on_end=on_end
+        )
+        call.answered.set_result(None)
         self.current = call
         return call
 

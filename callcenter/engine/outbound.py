@@ -66,7 +66,7 @@ class ResponseHandler(Protocol):
     def __call__(self, response: Response | None) -> None: ...
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, weakref_slot=True)
 class OutboundCall:
     """A call we place. `answered` resolves with the 2xx (or fails with CallFailed); `ended`
     is set when either side hangs up or the call fails."""

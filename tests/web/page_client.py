@@ -105,13 +105,20 @@ class PageClient:
         await self.close_socket()
         await self.http.aclose()
 
-    async def next_event(self, kind: str, timeout: float = 5.0, after: int = 0) -> dict[str, Any]:
-        """The first event of `kind` at index >= `after` (waiting for it)."""
+    async def next_event(
+        self,
+        kind: str,
+        timeout: float = 5.0,
+        after: int = 0,
+        where: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> dict[str, Any]:
+        """The first event of `kind` (for which `where` holds) at index >= `after`, waiting
+        for it."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             for event in self.events[after:]:
-                if event.get("type") == kind:
+                if event.get("type") == kind and (where is None or where(event)):
                     return event
             left = deadline - loop.time()
             if left <= 0:

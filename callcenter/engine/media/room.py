@@ -82,6 +82,8 @@ class Room:
     ) -> None:
         """Add a leg, or change the mode of one already in the room."""
         participant = Participant(leg, mode=mode, is_caller=is_caller, whisper_to=whisper_to)
+        if self._participants.get(leg) == participant:
+            return  # nothing changes: no rebuild (a conference re-applies every mode at once)
         claim(leg, self)
         self._participants[leg] = participant
         self._rebuild()

@@ -16,13 +16,22 @@ until that agent is free, and overflow still applies.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from callcenter.engine.bridge import Target
 from callcenter.engine.browser import BrowserCall
-from callcenter.engine.connection import CallStateError, Connection, ConsultState
+from callcenter.engine.connection import (
+    MAX_PARTIES,
+    Callee,
+    CallStateError,
+    Connection,
+    ConsultState,
+    Party,
+    PartyChange,
+)
 from callcenter.engine.outbound import CallFailed
 from callcenter.sip import SipUri
 
@@ -35,7 +44,7 @@ log = logging.getLogger(__name__)
 
 CONSULT_RING_SECONDS = 30.0
 
-TargetKind = Literal["agent", "queue", "number"]
+TargetKind = Literal["agent", "queue", "number", "phone"]
 
 
 class ControlError(Exception):
@@ -59,6 +68,9 @@ class TransferTarget:
 class CallControl:
     def __init__(self, acd: AcdService) -> None:
         self.acd = acd
+        # The agent behind each answered party (a page's or a phone's call), by its callee.
+        self._agents: weakref.WeakKeyDictionary[Callee, str] = weakref.WeakKeyDictionary()
+        self._watched: weakref.WeakSet[Connection] = weakref.WeakSet()
 
     # --- finding the call -----------------------------------------------------------------
 
@@ -115,7 +127,12 @@ class CallControl:
         hands the caller over, as an attended transfer by hanging up)."""
         waiter, _, connection = self._connection(agent, call_id, consulted=True)
         if waiter.agent != agent:
-            if connection.consult is not None:
+            party = next(
+                (p for p in connection.parties if self._agents.get(p.callee) == agent), None
+            )
+            if party is not None:
+                connection.remove_party(party)
+            elif connection.consult is not None:
                 connection.cancel_consult()
             return
         self.acd.bridges.hang_up_callee(connection.callee)
@@ -246,21 +263,26 @@ class CallControl:
 
     # --- warm transfer ---------------------------------------------------------------------
 
-    async def consult(
-        self,
-        agent: str,
-        call_id: str,
-        target: TransferTarget,
-    ) -> None:
+    async def consult(self, agent: str, call_id: str, target: TransferTarget) -> None:
         """Ring the target while the caller hears music; when it answers, the agent and the
-        target talk. Returns when the consultation is answered; ControlError when it is not."""
+        target talk privately (then complete, join or cancel). Returns when the consultation
+        is answered; ControlError when it is not."""
+        await self.add_party(agent, call_id, target, join=False)
+
+    async def add_party(
+        self, agent: str, call_id: str, target: TransferTarget, *, join: bool = True
+    ) -> Party | None:
+        """Bring someone into the call: an agent (their page and phone ring), a queue (its
+        longest-idle available agent), a registered phone, or a number through the trunk.
+        The caller hears music while it rings. `join`: straight into the conference once
+        answered (the party is returned); else a private consultation first (None)."""
         waiter, talking, connection = self._connection(agent, call_id)
         acd = self.acd
         if connection.consult is not None:
-            raise ControlError(409, "a consultation is already in progress")
-        if target.kind == "queue":
-            raise ControlError(400, "consult an agent or a number (a queue cannot be consulted)")
-        self._check_target(agent, target, waiter)
+            raise ControlError(409, "someone is already being reached: finish that first")
+        if len(connection.parties) >= MAX_PARTIES:
+            raise ControlError(409, f"a conference holds at most {MAX_PARTIES} parties")
+        target = self._party_target(agent, target, waiter)
         targets: list[Target]
         other: str | None = None
         if target.kind == "agent":
@@ -274,22 +296,29 @@ class CallControl:
             acd._handle(other, Offer(call_id=call_id), acd.clock())
             acd.router.agent_unavailable(other)
             acd.consulting[other] = call_id
+        elif target.kind == "phone":
+            phone = acd._phone_of(target.value)
+            if phone is None:
+                raise ControlError(409, f"{target.value} has no registered phone")
+            targets = [phone]
         else:
             trunk = acd.trunks.outbound()
             assert trunk is not None and trunk.outbound is not None
             peer = trunk.outbound
             targets = [(SipUri(host=peer.host, port=peer.port, user=target.value), peer)]
-        acd._event(call_id, "consult", by=agent, to=target.label())
+        self._watch(waiter, talking, connection)
+        acd._event(call_id, "party-ringing" if join else "consult", by=agent, to=target.label())
         if other is not None:
-            acd.observer.call_offered(other, waiter, acd.bridges.ring_timeout)
+            acd.observer.call_offered(other, waiter, CONSULT_RING_SECONDS)
         try:
             callee = await acd.bridges.consult(
                 connection,
                 targets,
                 label=target.label(),
                 caller_id=agent,
-                caller_name=f"Consult from {agent}",
+                caller_name=f"{'Conference' if join else 'Consult'} from {agent}",
                 ring_timeout=CONSULT_RING_SECONDS,
+                join=join,
             )
         except BaseException as exc:
             status = exc.status if isinstance(exc, CallFailed) else 0
@@ -299,44 +328,188 @@ class CallControl:
                 acd.consulting.pop(other, None)
                 self._consult_not_answered(other, call_id, status, cancelled=cancelled)
             acd._event(call_id, "consult-failed", to=target.label(), status=status)
+            acd.observer.parties_changed(waiter)
             if not isinstance(exc, CallFailed):
                 raise
             if cancelled:
-                raise ControlError(409, "the consultation was cancelled") from exc
+                raise ControlError(409, "the call to them was cancelled") from exc
             raise ControlError(409, f"{target.value} did not answer ({status})") from exc
         acd._event(call_id, "consult-answered", to=target.label())
-        previous = connection.on_consult
-        if other is None:
+        consult = connection.last_consult
+        assert consult is not None
+        consulted: _Talking | None = None
+        if other is not None:
+            acd.consulting.pop(other, None)
+            consulted = _Talking(agent=other, call_id=call_id)
+            acd.talking[other] = consulted
+            self._agents[callee] = other
+            acd._handle(other, Answer(call_id=call_id), acd.clock())
+            acd.observer.call_answered(
+                other, waiter, "page" if isinstance(callee, BrowserCall) else "phone"
+            )
+        if not join:
+            previous = connection.on_consult
 
-            def number_state(state: ConsultState) -> None:
+            def consult_state(state: ConsultState) -> None:
                 if previous is not None:
                     previous(state)
+                if connection.last_consult is not consult:
+                    return  # an earlier consultation's handler: not about this one
                 if state == "completed":
-                    self._handed_off(agent, waiter, talking, target)
+                    self._agents.pop(callee, None)
+                    if other is None:
+                        self._handed_off(agent, waiter, talking, target)
+                    else:
+                        assert consulted is not None
+                        self._completed(agent, other, waiter, talking, consulted)
+                elif state == "cancelled" and other is not None:
+                    assert consulted is not None
+                    self._agents.pop(callee, None)
+                    if not consulted.ended:
+                        consulted.ended = True
+                        if acd.talking.get(other) is consulted:
+                            del acd.talking[other]
+                        acd._handle(other, AgentHangup(call_id=call_id), acd.clock())
+                        acd.observer.call_ended(other, call_id, "agent")
+                if state in ("completed", "cancelled", "joined"):
+                    acd.observer.parties_changed(waiter)
 
-            connection.on_consult = number_state
+            connection.on_consult = consult_state
+        acd.observer.parties_changed(waiter)
+        return consult.party
+
+    def _party_target(self, agent: str, target: TransferTarget, waiter: Waiter) -> TransferTarget:
+        """The target to ring (a queue becomes its longest-idle available agent)."""
+        acd = self.acd
+        if target.kind == "phone":
+            if not target.value or len(target.value) > 64:
+                raise ControlError(400, "a phone is its user name")
+            return target
+        if target.kind == "queue":
+            if target.value not in acd.config.queues:
+                raise ControlError(404, f"no queue {target.value!r}")
+            skill = f"queue:{target.value}"
+            free = [
+                (view.available_since or 0.0, name)
+                for name, state in acd.agents.items()
+                if name != agent
+                and state.state is AgentState.AVAILABLE
+                and (view := acd.router.agent(name)).skills.get(skill, -1) >= 1
+                and acd._targets_of(name)
+            ]
+            if not free:
+                raise ControlError(409, f"no agent of {target.value} is available")
+            return TransferTarget(kind="agent", value=min(free)[1])
+        self._check_target(agent, target, waiter)
+        return target
+
+    # --- the conference's bookkeeping ----------------------------------------------------------
+
+    def _watch(self, waiter: Waiter, talking: _Talking, connection: Connection) -> None:
+        """Once per connection: its parties' comings and goings reach the ACD's agent states
+        and the pages, and the owner's departure hands the call on."""
+        if connection in self._watched:
             return
-        acd.consulting.pop(other, None)
-        consulted = _Talking(agent=other, call_id=call_id)
-        acd.talking[other] = consulted
-        acd._handle(other, Answer(call_id=call_id), acd.clock())
-        acd.observer.call_answered(
-            other, waiter, "page" if isinstance(callee, BrowserCall) else "phone"
-        )
+        self._watched.add(connection)
+        acd = self.acd
+        previous_party = connection.on_party
 
-        def consult_state(state: ConsultState) -> None:
-            if previous is not None:
-                previous(state)
-            if state == "completed":
-                self._completed(agent, other, waiter, talking, consulted)
-            elif state == "cancelled" and not consulted.ended:
-                consulted.ended = True
-                if acd.talking.get(other) is consulted:
-                    del acd.talking[other]
-                acd._handle(other, AgentHangup(call_id=call_id), acd.clock())
-                acd.observer.call_ended(other, call_id, "agent")
+        def party_changed(party: Party, change: PartyChange) -> None:
+            if previous_party is not None:
+                previous_party(party, change)
+            if change in ("left", "removed"):
+                self._party_left(waiter, party, change)
+            elif change == "joined":
+                acd._event(waiter.call_id, "party-joined", party=party.label, role=party.role)
+            acd.observer.parties_changed(waiter)
 
-        connection.on_consult = consult_state
+        def owner_changed(old: Callee, heir: Party) -> None:
+            self._owner_left(waiter, talking, old, heir)
+            acd.observer.parties_changed(waiter)
+
+        connection.on_party = party_changed
+        connection.on_owner = owner_changed
+
+    def _party_left(self, waiter: Waiter, party: Party, change: PartyChange) -> None:
+        acd = self.acd
+        acd._event(waiter.call_id, "party-left", party=party.label, how=change)
+        other = self._agents.pop(party.callee, None)
+        if other is None:
+            return
+        consulted = acd.talking.get(other)
+        if consulted is not None and consulted.call_id == waiter.call_id:
+            consulted.ended = True
+            del acd.talking[other]
+        state = acd.agents.get(other)
+        if state is not None and state.state is AgentState.ON_CALL:
+            acd._handle(other, AgentHangup(call_id=waiter.call_id), acd.clock())
+        acd.observer.call_ended(other, waiter.call_id, "agent" if change == "left" else "removed")
+
+    def _owner_left(self, waiter: Waiter, talking: _Talking, old: Callee, heir: Party) -> None:
+        """The owner left a conference: it wraps up; the heir owns the call from now on (an
+        agent: its page controls it; a phone or number: the call goes on without an agent
+        and its end closes the record)."""
+        acd = self.acd
+        first = talking.agent
+        if acd.talking.get(first) is talking:
+            del acd.talking[first]
+        self._agents.pop(old, None)
+        acd._handle(first, AgentHangup(call_id=waiter.call_id), acd.clock())
+        acd.observer.call_ended(first, waiter.call_id, "agent")
+        heir_agent = self._agents.pop(heir.callee, None)
+        acd._event(waiter.call_id, "owner-changed", by=first, to=heir.label)
+        if heir_agent is None:
+            talking.handed_off = True
+            waiter.agent = None
+            return
+        consulted = acd.talking.get(heir_agent)
+        if consulted is not None and consulted.call_id == waiter.call_id:
+            consulted.ended = True
+        talking.agent = heir_agent
+        acd.talking[heir_agent] = talking
+        waiter.agent = heir_agent
+
+    def party_of(self, agent: str, call_id: str) -> Party | None:
+        """The party `agent` is in the call's conference (None: not a party of it)."""
+        waiter = self.acd.waiters.get(call_id)
+        connection = None if waiter is None else self.acd.bridges.connection(waiter.call)
+        if connection is None:
+            return None
+        return next((p for p in connection.parties if self._agents.get(p.callee) == agent), None)
+
+    def agent_of(self, party: Party) -> str | None:
+        return self._agents.get(party.callee)
+
+    def join(self, agent: str, call_id: str) -> Party:
+        """The consulted party joins the caller and the agent: a conference."""
+        _, _, connection = self._connection(agent, call_id)
+        try:
+            party = connection.join_consult()
+        except CallStateError as exc:
+            raise ControlError(409, str(exc)) from exc
+        self.acd._event(call_id, "consult-joined", by=agent, party=party.label)
+        return party
+
+    def remove_party(self, agent: str, call_id: str, party_id: int) -> None:
+        _, _, connection = self._connection(agent, call_id)
+        party = self._party(connection, party_id)
+        self._apply(lambda: connection.remove_party(party))
+
+    def mute_party(self, agent: str, call_id: str, party_id: int, on: bool) -> None:
+        _, _, connection = self._connection(agent, call_id)
+        party = self._party(connection, party_id)
+        if party.role != "party":
+            raise ControlError(404, f"no party {party_id} on this call")
+        self._apply(lambda: connection.mute_party(party, on))
+        self.acd._event(call_id, "party-muted" if on else "party-unmuted", party=party.label)
+
+    @staticmethod
+    def _party(connection: Connection, party_id: int) -> Party:
+        party = next((p for p in connection.parties if p.id == party_id), None)
+        # A monitor is not the agent's to see or remove: the same 404 as no party at all.
+        if party is None or party.role != "party":
+            raise ControlError(404, f"no party {party_id} on this call")
+        return party
 
     def _consult_not_answered(
         self, other: str, call_id: str, status: int, *, cancelled: bool

@@ -36,6 +36,9 @@ class AcdObserver(Protocol):
     def recording_changed(self, waiter: Waiter, *, paused: bool) -> None:
         """The call's recording was paused or resumed (by the system: the maximum pause)."""
 
+    def parties_changed(self, waiter: Waiter) -> None:
+        """Someone was rung for, joined, left, was muted in or took over the call."""
+
 
 class NoObserver:
     def agent_changed(self, agent: str) -> None:
@@ -57,4 +60,7 @@ class NoObserver:
         pass
 
     def recording_changed(self, waiter: Waiter, *, paused: bool) -> None:
+        pass
+
+    def parties_changed(self, waiter: Waiter) -> None:
         pass

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.db.models import Customer, User
 from callcenter.engine.browser import BrowserPhones
+from callcenter.engine.connection import Party
 from callcenter.services.acd.agent_state import AgentState, reason_problem
 from callcenter.services.acd.control import CallControl, ControlError, TransferTarget
 from callcenter.services.acd.events import InputRefused
@@ -63,6 +64,8 @@ from .views import (
     Hello,
     Note,
     OfferWithdrawn,
+    PartiesChanged,
+    PartyView,
     QueueStat,
     QueueStats,
     RecordingChanged,
@@ -369,7 +372,11 @@ class AgentDesk:
         with contextlib.suppress(ControlError):
             held, muted, _ = self.control.state(agent, call.call_id)
             paused = self.control.recording_paused(agent, call.call_id)
+        owner, parties, reaching = self.parties(agent, call.call_id)
         return CallView(
+            owner=owner,
+            parties=parties,
+            reaching=reaching,
             call_id=call.call_id,
             state=state,
             caller=call.caller,
@@ -382,6 +389,59 @@ class AgentDesk:
             recording_paused=paused,
             since=call.answered_at or call.since,
         )
+
+    def parties(self, agent: str, call_id: str) -> tuple[bool, list[PartyView], str | None]:
+        """(whether `agent` owns the call, the others on it as that agent sees them, who is
+        being reached). A supervisor only listening is never shown."""
+        acd = self.acd
+        waiter = acd.waiters.get(call_id)
+        connection = None if waiter is None else acd.bridges.connection(waiter.call)
+        if waiter is None or connection is None:
+            return True, [], None
+        owner = waiter.agent == agent
+        views: list[PartyView] = []
+        if not owner:
+            owner_label = f"agent:{waiter.agent}" if waiter.agent else "number"
+            name = self.display_names.get(waiter.agent or "", waiter.agent or "")
+            views.append(PartyView(id=0, label=owner_label, name=name, role="party", mode="full"))
+        for party in connection.parties:
+            if party.role == "monitor" and party.monitor == "listen":
+                continue
+            if self.control.agent_of(party) == agent:
+                continue  # the viewer itself
+            views.append(self._party_view(party))
+        consult = connection.consult
+        reaching = consult.target if owner and consult is not None else None
+        return owner, views, reaching
+
+    def _party_view(self, party: Party) -> PartyView:
+        kind, _, value = party.label.partition(":")
+        name = self.display_names.get(value, value) if kind in ("agent", "supervisor") else value
+        mode: Any
+        if party.role == "monitor":
+            mode = "whisper" if party.monitor == "whisper" else "barge"
+        else:
+            mode = "muted" if party.muted else "full"
+        return PartyView(
+            id=party.id, label=party.label, name=name or party.label, role=party.role, mode=mode
+        )
+
+    def parties_changed(self, waiter: Waiter) -> None:
+        """Tell every agent on the call who else is on it now."""
+        call = self._calls.get(waiter.call_id)
+        if call is not None and waiter.agent is not None and call.agent != waiter.agent:
+            call.agent = waiter.agent  # the owner left a conference: this agent has it now
+            call.ended = False
+        agents = [waiter.agent] if waiter.agent is not None else []
+        connection = self.acd.bridges.connection(waiter.call)
+        if connection is not None:
+            agents += [a for p in connection.parties if (a := self.control.agent_of(p)) is not None]
+        for agent in agents:
+            owner, parties, reaching = self.parties(agent, waiter.call_id)
+            event = PartiesChanged(
+                call_id=waiter.call_id, owner=owner, parties=parties, reaching=reaching
+            )
+            self._publish(agent, event)
 
     def queue_stats(self) -> list[QueueStat]:
         return [
@@ -479,6 +539,27 @@ class AgentDesk:
         if call is not None:
             call.consult_target = target.label()
         await self.control.consult(agent, call_id, target)
+
+    async def add_party(
+        self, agent: str, call_id: str, target: TransferTarget, *, join: bool
+    ) -> PartyView | None:
+        """Ring someone for the call (the caller hears music meanwhile): into the conference
+        once answered (`join`), or a private consultation first. Returns when answered."""
+        call = self._calls.get(call_id)
+        if call is not None:
+            call.consult_target = target.label()
+        party = await self.control.add_party(agent, call_id, target, join=join)
+        return None if party is None else self._party_view(party)
+
+    def join(self, agent: str, call_id: str) -> PartyView:
+        """The consulted party joins the caller and the agent: a conference."""
+        return self._party_view(self.control.join(agent, call_id))
+
+    def remove_party(self, agent: str, call_id: str, party_id: int) -> None:
+        self.control.remove_party(agent, call_id, party_id)
+
+    def mute_party(self, agent: str, call_id: str, party_id: int, on: bool) -> None:
+        self.control.mute_party(agent, call_id, party_id, on)  # the pages hear of it
 
     def complete_consult(self, agent: str, call_id: str) -> None:
         call = self._calls.get(call_id)

@@ -56,6 +56,17 @@ class CustomerCard(_Frozen):
 CallState = Literal["ringing", "talking", "held", "consulting", "wrap-up"]
 
 
+class PartyView(_Frozen):
+    """Someone else on the call: a conference party, or a supervisor whispering or barging
+    in (a supervisor only listening is not shown)."""
+
+    id: int
+    label: str  # 'agent:bob', 'number:+4420…', 'phone:desk7', 'supervisor:sam'
+    name: str  # for people: an agent's display name, else the number or phone
+    role: Literal["party", "monitor"]
+    mode: Literal["full", "muted", "whisper", "barge"]
+
+
 class CallView(_Frozen):
     call_id: str
     state: CallState
@@ -68,6 +79,9 @@ class CallView(_Frozen):
     on: Literal["page", "phone"] | None = None
     recording_paused: bool | None = None  # None: the call is not recorded
     since: datetime  # when it arrived; once answered, when it was answered (talk time)
+    owner: bool = True  # this agent controls the call (False: a party in someone's conference)
+    parties: list[PartyView] = []
+    reaching: str | None = None  # who is being rung (a label) while the caller hears music
 
 
 class AgentView(_Frozen):
@@ -156,8 +170,18 @@ class CallMuted(_Frozen):
 class ConsultChanged(_Frozen):
     type: Literal["call.consult"] = "call.consult"
     call_id: str
-    state: Literal["ringing", "talking", "failed", "cancelled", "completed"]
+    state: Literal["ringing", "talking", "failed", "cancelled", "completed", "joined"]
     target: str
+
+
+class PartiesChanged(_Frozen):
+    """The call's other parties now (someone joined, left, was muted, or took over)."""
+
+    type: Literal["call.parties"] = "call.parties"
+    call_id: str
+    owner: bool
+    parties: list[PartyView]
+    reaching: str | None
 
 
 class RecordingChanged(_Frozen):
@@ -209,6 +233,7 @@ DeskEvent = (
     | CallHeld
     | CallMuted
     | ConsultChanged
+    | PartiesChanged
     | CallTransferred
     | RecordingChanged
     | CallEnded

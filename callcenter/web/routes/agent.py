@@ -11,7 +11,13 @@ from pydantic import BaseModel, Field
 
 from ...services.accounts import Principal
 from ...services.acd.control import TransferTarget
-from ...services.desk.views import AgentView, CallSummary, CustomerCard, TransferTargets
+from ...services.desk.views import (
+    AgentView,
+    CallSummary,
+    CustomerCard,
+    PartyView,
+    TransferTargets,
+)
 from ..deps import require_roles
 from .desk import DeskDep, desk_errors
 
@@ -19,6 +25,7 @@ router = APIRouter(prefix="/api", tags=["agent"])
 
 Agent = Annotated[Principal, require_roles("agent")]
 CallId = Annotated[str, Path(min_length=1, max_length=255)]
+PartyId = Annotated[int, Path(ge=1, le=2**31)]
 
 
 class StateChange(BaseModel):
@@ -41,6 +48,20 @@ class Target(BaseModel):
 
 class TransferRequest(BaseModel):
     target: Target
+
+
+class PartyTarget(BaseModel):
+    kind: Literal["agent", "queue", "number", "phone"]
+    value: str = Field(min_length=1, max_length=64)
+
+
+class AddParty(BaseModel):
+    target: PartyTarget
+    join: bool = True  # straight into the conference; false: talk privately first
+
+
+class PartyAdded(BaseModel):
+    party: PartyView | None  # None: a consultation (join it, complete or cancel it)
 
 
 class WrapUp(BaseModel):
@@ -147,6 +168,36 @@ async def complete_consult(call_id: CallId, user: Agent, desk: DeskDep) -> None:
 async def cancel_consult(call_id: CallId, user: Agent, desk: DeskDep) -> None:
     with desk_errors():
         desk.cancel_consult(user.username, call_id)
+
+
+@router.post("/calls/{call_id}/parties")
+async def add_party(call_id: CallId, body: AddParty, user: Agent, desk: DeskDep) -> PartyAdded:
+    """Ring someone for the call while the caller hears music; answers once they answer."""
+    target = TransferTarget(kind=body.target.kind, value=body.target.value)
+    with desk_errors():
+        party = await desk.add_party(user.username, call_id, target, join=body.join)
+    return PartyAdded(party=party)
+
+
+@router.post("/calls/{call_id}/consult/join")
+async def join_consult(call_id: CallId, user: Agent, desk: DeskDep) -> PartyView:
+    """The consulted party joins the caller and the agent: a conference."""
+    with desk_errors():
+        return desk.join(user.username, call_id)
+
+
+@router.delete("/calls/{call_id}/parties/{party_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_party(call_id: CallId, party_id: PartyId, user: Agent, desk: DeskDep) -> None:
+    with desk_errors():
+        desk.remove_party(user.username, call_id, party_id)
+
+
+@router.put("/calls/{call_id}/parties/{party_id}/mute", status_code=status.HTTP_204_NO_CONTENT)
+async def mute_party(
+    call_id: CallId, party_id: PartyId, body: OnOff, user: Agent, desk: DeskDep
+) -> None:
+    with desk_errors():
+        desk.mute_party(user.username, call_id, party_id, body.on)
 
 
 @router.post("/calls/{call_id}/wrap-up", status_code=status.HTTP_204_NO_CONTENT)
