@@ -274,3 +274,60 @@ async def test_tone_matrix_of_a_conference_in_every_mode(
         kinds = [e["kind"] for e in (await desk.center.record(call_id))["timeline"]]
         for kind in ("party-ringing", "party-joined", "party-muted", "owner-changed"):
             assert kind in kinds, (kind, kinds)
+
+
+@pytest.mark.asyncio
+async def test_a_conference_of_twelve_everyone_hears_everyone(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    """The caller, the owner and ten parties brought in one after the other: the caller hears
+    every party's tone at once and every party hears the caller; then they leave one by one
+    and the call goes on until the owner hangs up."""
+    async with open_desk(database, tmp_path) as desk, page(desk, "amy") as amy:
+        acd = desk.center.acd
+        await amy.ok("PUT", "/api/agent/state", {"state": "available"})
+        caller, engine_port = await place(desk.center, SUPPORT, REGULAR)
+        call_id = await answer_next(amy)
+        await until(lambda: acd.agent_status("amy").state == "on-call")
+        connection = acd.bridges.connection(acd.waiters[call_id].call)
+        assert isinstance(connection, Connection)
+        # Ten page phones (anyone's: the engine does not know agents), each its own tone.
+        tones = [700.0 + 230.0 * i for i in range(10)]
+        legs: list[PageLeg] = []
+        for i, frequency in enumerate(tones):
+            phone = desk.phones.phone(f"guest{i}")
+            leg = PageLeg()
+            phone.attach(leg.sink)
+            ringing = asyncio.create_task(
+                acd.bridges.consult(
+                    connection, [phone], label=f"guest:{i}", caller_id="amy", join=True
+                )
+            )
+            await until(lambda phone=phone: phone.ringing is not None)  # type: ignore[misc]
+            assert phone.answer()
+            await ringing
+            # Quiet enough that eleven voices at once never clip (clipping makes new tones).
+            leg.start(phone.leg.receive, tone(frequency, 1.0, amplitude=2000.0))
+            legs.append(leg)
+        assert len([p for p in connection.parties if p.role == "party"]) == 10
+        assert len(connection.room.legs) == 12
+        caller.rtp.send_tone(engine_port, CALLER, 4.0)
+        await asyncio.sleep(SETTLE)
+        marks = [len(leg.audio()) for leg in legs]
+        heard_at = len(caller.rtp.audio())
+        await asyncio.sleep(WINDOW)
+        at_caller = caller.rtp.audio()[heard_at:]
+        levels = {f: round(amplitude(at_caller, f)) for f in tones}
+        assert all(level > HEARD / 3 for level in levels.values()), levels
+        for leg, mark, frequency in zip(legs, marks, tones, strict=True):
+            pcm = leg.audio()[mark:]
+            assert amplitude(pcm, CALLER) > HEARD, f"party {frequency} does not hear the caller"
+            assert amplitude(pcm, frequency) < ABSENT, f"party {frequency} hears itself"
+        for i, leg in enumerate(legs):
+            await leg.stop()
+            assert desk.phones.phone(f"guest{i}").hang_up()  # the party leaves
+        await until(lambda: not connection.parties)
+        assert not connection.ended, "the call ended when the parties left"
+        await amy.ok("POST", f"/api/calls/{call_id}/hangup")
+        await hung_up(caller, 3.0)
+        caller.close()
