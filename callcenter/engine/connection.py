@@ -13,7 +13,7 @@ from either side still works as in any bridge.
 The callee is the conference's owner: the one whose page controls it. When it leaves and an
 added party is still there, the conference goes on and the first party added becomes the
 owner (`on_owner` tells who); when only the caller (and monitors) would be left, the call
-ends. Monitors never keep a call alive.
+ends, unless `on_alone` takes the caller (back to a queue). Monitors never keep a call alive.
 
 The modes follow from flags, never from the last click: the caller's leg is on hold while
 we hold it, the callee's phone holds (re-INVITE) or a party is being reached; the callee's
@@ -110,6 +110,10 @@ class Connection:
     on_party: Callable[[Party, PartyChange], None] | None = None
     # The owner left and `party` took its place (already removed from `parties`).
     on_owner: Callable[[Callee, Party], None] | None = None
+    # The owner of a conference left and nobody is left to take over: True when the
+    # service took the caller (it detached the connection), else the call ends.
+    on_alone: Callable[[], bool] | None = None
+    conference: bool = False  # a party has joined at some point
     _next_party: int = 1
 
     # --- modes --------------------------------------------------------------------------
@@ -203,6 +207,8 @@ class Connection:
         if heir is not None:
             self._promote(heir)
             return
+        if self.conference and self.on_alone is not None and self.on_alone():
+            return
         # (A consultation still ringing is cancelled by the end of the call, in _finish.)
         self.ended_by = "callee"
         self._finish()
@@ -256,6 +262,7 @@ class Connection:
         self.on_consult = None
         self.on_party = None
         self.on_owner = None
+        self.on_alone = None
         if self.last_consult is not None:
             self.last_consult.cancel = None
 
@@ -354,6 +361,7 @@ class Connection:
                 consult.room.remove(leg)
             consult.room = None
         party = consult.party = self._new_party(consult.target, callee, "party")
+        self.conference = True
         agent_leg = self.callee.leg
         if agent_leg not in self.room.legs:
             self.room.add(agent_leg)

@@ -331,3 +331,58 @@ async def test_a_conference_of_twelve_everyone_hears_everyone(
         await amy.ok("POST", f"/api/calls/{call_id}/hangup")
         await hung_up(caller, 3.0)
         caller.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("alone", ["end", "queue"])
+async def test_when_everyone_left_the_customer_the_call_ends_or_goes_back_to_the_queue(
+    database: AsyncEngine, tmp_path: Path, alone: str
+) -> None:
+    async with (
+        open_desk(database, tmp_path) as desk,
+        page(desk, "amy") as amy,
+        page(desk, "ben") as ben,
+    ):
+        acd = desk.center.acd
+        desk.desk.control.alone = alone  # type: ignore[assignment]
+        await amy.ok("PUT", "/api/agent/state", {"state": "available"})
+        caller, engine_port = await place(desk.center, SUPPORT, REGULAR)
+        call_id = await answer_next(amy)
+        await ben.ok("PUT", "/api/agent/state", {"state": "available"})
+        ben_answers = asyncio.create_task(answer_next(ben))
+        target = {"target": {"kind": "agent", "value": "ben"}, "join": True}
+        await amy.ok("POST", f"/api/calls/{call_id}/parties", target)
+        await ben_answers
+        await ben.ok("POST", f"/api/calls/{call_id}/hangup")  # ben leaves the conference
+        await ben.next_event("call.ended")
+        await until(lambda: acd.agent_status("ben").state == "wrap-up")
+        await amy.ok("POST", f"/api/calls/{call_id}/hangup")  # the customer is alone now
+        await until(lambda: acd.agent_status("amy").state == "wrap-up")
+        if alone == "end":
+            await hung_up(caller, 3.0)
+            record = await desk.center.record(call_id)
+            assert record["disposition"] == "answered"
+            caller.close()
+            return
+        # Back in the queue: music, then the next agent free (ben, after wrap-up) takes it.
+        heard = len(caller.rtp.audio())
+        await asyncio.sleep(1.0)
+        assert rms_dbfs(caller.rtp.audio()[heard:]) > -40, "the caller waits in silence"
+        assert call_id in acd.waiters and not acd.waiters[call_id].gone
+        seen = len(ben.events)
+        await ben.ok("POST", f"/api/calls/{call_id}/wrap-up", {"disposition": "information"})
+        again = await ben.next_event(
+            "call.offered", after=seen, where=lambda e: e["call"]["call_id"] == call_id
+        )
+        assert again["call"]["queue"] == "support"
+        await ben.ok("POST", f"/api/calls/{call_id}/answer")
+        await until(lambda: acd.agent_status("ben").state == "on-call")
+        caller.rtp.send_tone(engine_port, CALLER, 1.2)
+        mark = len(ben.audio())
+        await asyncio.sleep(1.4)
+        assert amplitude(ben.audio()[mark:], CALLER) > HEARD, "ben does not hear the caller"
+        await ben.ok("POST", f"/api/calls/{call_id}/hangup")
+        await hung_up(caller, 3.0)
+        caller.close()
+        kinds = [e["kind"] for e in (await desk.center.record(call_id))["timeline"]]
+        assert "alone" in kinds, kinds

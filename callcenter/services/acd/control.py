@@ -65,9 +65,20 @@ class TransferTarget:
         return f"{self.kind}:{self.value}"
 
 
+ALONE_POLICIES = ("end", "queue")
+AlonePolicy = Literal["end", "queue"]
+
+
 class CallControl:
-    def __init__(self, acd: AcdService) -> None:
+    """`alone`: what happens to the customer when everyone else left their conference: the
+    call ends ("end"), or the customer waits in the call's queue again for the next agent
+    ("queue")."""
+
+    def __init__(self, acd: AcdService, *, alone: AlonePolicy = "end") -> None:
+        if alone not in ALONE_POLICIES:
+            raise ValueError(f"alone is one of {', '.join(ALONE_POLICIES)}")
         self.acd = acd
+        self.alone = alone
         # The agent behind each answered party (a page's or a phone's call), by its callee.
         self._agents: weakref.WeakKeyDictionary[Callee, str] = weakref.WeakKeyDictionary()
         self._watched: weakref.WeakSet[Connection] = weakref.WeakSet()
@@ -197,26 +208,32 @@ class CallControl:
         if waiter.recording is not None:
             waiter.recording.note("transferred", by=agent, to=target.label())
         acd._event(call_id, "transferred", by=agent, to=target.label(), mode="blind")
-        now = acd.clock()
         if target.kind == "number":
             acd._leave_queue(waiter)
             acd._spawn(acd._transfer(call_id, waiter.call, waiter.caller, target.value))
             return
         skills = {f"agent:{target.value}": 1} if target.kind == "agent" else {}
         assert queue is not None
+        self._requeue(waiter, queue, skills, why=target.label())
+
+    def _requeue(self, waiter: Waiter, queue: str, skills: dict[str, int], *, why: str) -> None:
+        """The caller, detached from whoever it talked to, waits in `queue` again (music,
+        announcements, overflow) for an agent with `skills`."""
+        acd = self.acd
+        call_id = waiter.call_id
         waiter.queue = queue
         waiter.skills = skills
         try:
             acd.router.enqueue(
                 call_id,
                 queue,
-                now,
+                acd.clock(),
                 priority=waiter.priority,
                 tier_rank=max((c.tier_rank for c in waiter.customers), default=0),
                 required_skills=skills,
             )
         except RoutingError as exc:
-            log.error("call %s: transfer to %s failed: %s", call_id, target.label(), exc)
+            log.error("call %s: back to %s (%s) failed: %s", call_id, queue, why, exc)
             acd._end_record(call_id, "system", "failed")
             acd.calls.hang_up(waiter.call.dialog_id)
             return
@@ -429,6 +446,22 @@ class CallControl:
 
         connection.on_party = party_changed
         connection.on_owner = owner_changed
+        if self.alone == "queue":
+            connection.on_alone = lambda: self._caller_alone(waiter, talking, connection)
+
+    def _caller_alone(self, waiter: Waiter, talking: _Talking, connection: Connection) -> bool:
+        """The last of a conference left the customer alone: back to the call's queue."""
+        if talking.handed_off or talking.ended or waiter.gone:
+            return False  # (no agent's call to end: the engine ends it)
+        acd = self.acd
+        agent = talking.agent
+        acd.bridges.detach(connection)
+        self._agent_left(agent, waiter, talking)
+        if waiter.recording is not None:
+            waiter.recording.note("alone", queue=waiter.queue)
+        acd._event(waiter.call_id, "alone", by=agent, queue=waiter.queue)
+        self._requeue(waiter, waiter.queue, {}, why="alone")
+        return True
 
     def _party_left(self, waiter: Waiter, party: Party, change: PartyChange) -> None:
         acd = self.acd

@@ -27,7 +27,12 @@ from callcenter.db.models import Customer, User
 from callcenter.engine.browser import BrowserPhones
 from callcenter.engine.connection import Party
 from callcenter.services.acd.agent_state import AgentState, reason_problem
-from callcenter.services.acd.control import CallControl, ControlError, TransferTarget
+from callcenter.services.acd.control import (
+    AlonePolicy,
+    CallControl,
+    ControlError,
+    TransferTarget,
+)
 from callcenter.services.acd.events import InputRefused
 from callcenter.services.acd.inputs import (
     AgentInput,
@@ -148,10 +153,11 @@ class AgentDesk:
         dispositions: Sequence[str] = DISPOSITIONS,
         clock: Callable[[], float] = time.time,
         audit: AuditLog | None = None,
+        alone: AlonePolicy = "end",
     ) -> None:
         self.acd = acd
         self.audit = audit
-        self.control = CallControl(acd)
+        self.control = CallControl(acd, alone=alone)
         self.phones = phones
         self.customers = customers
         self.call_log = call_log
