@@ -386,3 +386,37 @@ async def test_when_everyone_left_the_customer_the_call_ends_or_goes_back_to_the
         caller.close()
         kinds = [e["kind"] for e in (await desk.center.record(call_id))["timeline"]]
         assert "alone" in kinds, kinds
+
+
+@pytest.mark.asyncio
+async def test_the_caller_hanging_up_ends_the_conference_for_every_party(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    async with (
+        open_desk(database, tmp_path) as desk,
+        page(desk, "amy") as amy,
+        page(desk, "ben") as ben,
+    ):
+        acd = desk.center.acd
+        await amy.ok("PUT", "/api/agent/state", {"state": "available"})
+        caller, _ = await place(desk.center, SUPPORT, REGULAR)
+        call_id = await answer_next(amy)
+        await ben.ok("PUT", "/api/agent/state", {"state": "available"})
+        ben_answers = asyncio.create_task(answer_next(ben))
+        target = {"target": {"kind": "agent", "value": "ben"}, "join": True}
+        await amy.ok("POST", f"/api/calls/{call_id}/parties", target)
+        await ben_answers
+        connection = acd.bridges.connection(acd.waiters[call_id].call)
+        assert connection is not None
+        caller.sip.send(caller.request("BYE", 2), desk.center.port)
+        for agent in (amy, ben):
+            ended = await agent.next_event("call.ended")
+            assert ended["by"] == "caller", ended
+        await until(lambda: acd.agent_status("amy").state == "wrap-up")
+        await until(lambda: acd.agent_status("ben").state == "wrap-up")
+        assert connection.ended and not connection.parties
+        assert desk.phones.phone("ben").current is None, "ben's page call goes on"
+        record = await desk.center.record(call_id)
+        left = [e for e in record["timeline"] if e["kind"] == "party-left"]
+        assert [(e["party"], e["by"]) for e in left] == [("agent:ben", "caller")]
+        caller.close()

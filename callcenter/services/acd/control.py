@@ -36,7 +36,15 @@ from callcenter.engine.outbound import CallFailed
 from callcenter.sip import SipUri
 
 from .agent_state import AgentState
-from .inputs import AgentHangup, Answer, Offer, OfferWithdrawal, RingTimeout
+from .inputs import (
+    AgentHangup,
+    AgentInput,
+    Answer,
+    CallerHangup,
+    Offer,
+    OfferWithdrawal,
+    RingTimeout,
+)
 from .queue import RoutingError
 from .runtime import DIALABLE, AcdService, Waiter, _Talking
 
@@ -435,7 +443,7 @@ class CallControl:
             if previous_party is not None:
                 previous_party(party, change)
             if change in ("left", "removed"):
-                self._party_left(waiter, party, change)
+                self._party_left(waiter, connection, party, change)
             elif change == "joined":
                 acd._event(waiter.call_id, "party-joined", party=party.label, role=party.role)
             acd.observer.parties_changed(waiter)
@@ -463,9 +471,19 @@ class CallControl:
         self._requeue(waiter, waiter.queue, {}, why="alone")
         return True
 
-    def _party_left(self, waiter: Waiter, party: Party, change: PartyChange) -> None:
+    def _party_left(
+        self, waiter: Waiter, connection: Connection, party: Party, change: PartyChange
+    ) -> None:
         acd = self.acd
-        acd._event(waiter.call_id, "party-left", party=party.label, how=change)
+        # Everyone leaves when the call ends: that is who ended it, not the party.
+        by = (
+            "party"
+            if not connection.ended
+            else "caller"
+            if connection.ended_by == "caller"
+            else "agent"
+        )
+        acd._event(waiter.call_id, "party-left", party=party.label, how=change, by=by)
         other = self._agents.pop(party.callee, None)
         if other is None:
             return
@@ -475,8 +493,14 @@ class CallControl:
             del acd.talking[other]
         state = acd.agents.get(other)
         if state is not None and state.state is AgentState.ON_CALL:
-            acd._handle(other, AgentHangup(call_id=waiter.call_id), acd.clock())
-        acd.observer.call_ended(other, waiter.call_id, "agent" if change == "left" else "removed")
+            ended: AgentInput = (
+                CallerHangup(call_id=waiter.call_id)
+                if by == "caller"
+                else AgentHangup(call_id=waiter.call_id)
+            )
+            acd._handle(other, ended, acd.clock())
+        reason = "removed" if change == "removed" else "caller" if by == "caller" else "agent"
+        acd.observer.call_ended(other, waiter.call_id, reason)
 
     def _owner_left(self, waiter: Waiter, talking: _Talking, old: Callee, heir: Party) -> None:
         """The owner left a conference: it wraps up; the heir owns the call from now on (an
