@@ -25,7 +25,14 @@ from typing import Any
 import numpy as np
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    async_playwright,
+    expect,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter.media import dominant_frequency, rms_dbfs
@@ -60,28 +67,34 @@ def microphone_wav(path: Path, frequency: float = MIC_HZ, seconds: float = 10.0)
     return path
 
 
-@pytest_asyncio.fixture
-async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
+async def launch_chromium(playwright: Playwright, microphone: Path) -> Browser:
+    """Debian's Chromium, headless, its fake microphone playing the WAV `microphone` (one
+    file per browser process: pages that must sound different need browsers of their own)."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (as root)")
+    return await playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={microphone}",
+            "--autoplay-policy=no-user-gesture-required",
+        ],
+    )
+
+
+@pytest_asyncio.fixture
+async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
     wav = microphone_wav(tmp_path / "mic.wav")
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={wav}",
-                "--autoplay-policy=no-user-gesture-required",
-            ],
-        )
+        browser = await launch_chromium(playwright, wav)
         try:
             yield browser
         finally:
@@ -97,8 +110,11 @@ class Pages:
         self.pages: dict[str, Page] = {}
         self.contexts: list[BrowserContext] = []
 
-    async def agent(self, user: str) -> Page:
-        context = await self.browser.new_context(viewport={"width": 1280, "height": 800})
+    async def agent(self, user: str, *, browser: Browser | None = None) -> Page:
+        """`user`'s desk page, logged in (in `browser`: its own microphone, if given)."""
+        context = await (browser or self.browser).new_context(
+            viewport={"width": 1280, "height": 800}
+        )
         await context.grant_permissions(["microphone"], origin=self.desk.base_url)
         self.contexts.append(context)
         page = await context.new_page()

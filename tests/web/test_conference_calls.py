@@ -140,8 +140,14 @@ async def test_tone_matrix_of_a_conference_in_every_mode(
         await ben.ok("POST", f"/api/calls/{call_id}/answer")
         added = await adding
         assert added["party"]["label"] == "agent:ben" and added["party"]["mode"] == "full"
-        parties = await amy.next_event("call.parties", after=0)
-        assert [p["label"] for p in parties["parties"]] == ["agent:ben"]
+        reaching = await amy.next_event("call.parties", after=0)
+        assert reaching["reaching"] == "agent:ben" and reaching["parties"] == []
+        await amy.next_event(
+            "call.parties",
+            where=lambda e: (
+                [p["label"] for p in e["parties"]] == ["agent:ben"] and e["reaching"] is None
+            ),
+        )
         ben_view = await ben.next_event("call.parties", after=0)
         assert ben_view["owner"] is False
         assert [p["label"] for p in ben_view["parties"]] == ["agent:amy"]

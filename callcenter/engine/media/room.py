@@ -102,6 +102,10 @@ class Room:
     def legs(self) -> tuple[Leg, ...]:
         return self._legs
 
+    def participant(self, leg: Leg) -> Participant[Leg]:
+        """The leg's mode, caller flag and whisper target (KeyError: not in the room)."""
+        return self._participants[leg]
+
     def __len__(self) -> int:
         return len(self._legs)
 

@@ -119,7 +119,7 @@ class CallControl:
         if connection is None:
             raise ControlError(409, "the call has ended")
         if waiter.agent != agent and not consulted:
-            raise ControlError(409, "you are being consulted: only the caller's agent can do that")
+            raise ControlError(409, "only the call's owner (the agent who has it) can do that")
         return waiter, talking, connection
 
     # --- ringing ----------------------------------------------------------------------------
@@ -150,7 +150,7 @@ class CallControl:
                 (p for p in connection.parties if self._agents.get(p.callee) == agent), None
             )
             if party is not None:
-                connection.remove_party(party)
+                connection.remove_party(party)  # it leaves (hung up): the call goes on
             elif connection.consult is not None:
                 connection.cancel_consult()
             return
@@ -164,9 +164,22 @@ class CallControl:
         self.acd._event(call_id, "hold" if on else "resume", by="agent", via="page")
 
     def mute(self, agent: str, call_id: str, on: bool) -> None:
-        _, _, connection = self._connection(agent, call_id)
+        """The agent mutes itself: the owner, or a party of the conference."""
+        waiter, _, connection = self._connection(agent, call_id, consulted=True)
+        if waiter.agent != agent:
+            party = self._own_party(connection, agent)
+            self._apply(lambda: connection.mute_party(party, on))
+            self.acd._event(call_id, "party-muted" if on else "party-unmuted", party=party.label)
+            return
         self._apply(lambda: connection.mute(on))
         self.acd._event(call_id, "mute" if on else "unmute", by="agent")
+
+    def _own_party(self, connection: Connection, agent: str) -> Party:
+        """The agent's own party in the conference (409: it is only being consulted)."""
+        party = next((p for p in connection.parties if self._agents.get(p.callee) == agent), None)
+        if party is None:
+            raise ControlError(409, "only the call's owner (the agent who has it) can do that")
+        return party
 
     def pause_recording(self, agent: str, call_id: str, paused: bool) -> bool:
         """Pause (zeros are written) or resume the call's recording; False if already so."""
@@ -190,8 +203,11 @@ class CallControl:
         self._apply(lambda: connection.send_digits(digits))
 
     def state(self, agent: str, call_id: str) -> tuple[bool, bool, bool]:
-        """(held, muted, consulting) of the agent's call as the engine has it."""
-        _, _, connection = self._connection(agent, call_id)
+        """(held, muted, consulting) of the agent's call as the engine has it (for a party
+        of a conference: never held nor consulting, muted as its party is)."""
+        waiter, _, connection = self._connection(agent, call_id, consulted=True)
+        if waiter.agent != agent:
+            return False, self._own_party(connection, agent).muted, False
         return connection.held, connection.muted, connection.consult is not None
 
     @staticmethod
@@ -452,8 +468,17 @@ class CallControl:
             self._owner_left(waiter, talking, old, heir)
             acd.observer.parties_changed(waiter)
 
+        previous_consult = connection.on_consult
+
+        def consult_changed(state: ConsultState) -> None:
+            if previous_consult is not None:
+                previous_consult(state)
+            if state == "ringing":
+                acd.observer.parties_changed(waiter)  # the pages show who is being reached
+
         connection.on_party = party_changed
         connection.on_owner = owner_changed
+        connection.on_consult = consult_changed
         if self.alone == "queue":
             connection.on_alone = lambda: self._caller_alone(waiter, talking, connection)
 

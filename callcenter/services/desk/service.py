@@ -326,7 +326,9 @@ class AgentDesk:
                     event = ConsultChanged(
                         call_id=call.call_id, state=state, target=call.consult_target
                     )
-                    self._publish(agent, event)
+                    owner = waiter.agent  # who has the call now (the first may have left)
+                    if owner is not None:
+                        self._publish(owner, event)
 
                 connection.on_consult = consulted
         view = self._call_view(call, state="talking", agent=agent)

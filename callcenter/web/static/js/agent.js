@@ -1,8 +1,8 @@
 // agent.js: the agent desk's entry point. Owns boot (session check, audio engine, socket),
 // the actions behind every control (REST calls per docs/agent-api.md; the page then waits
 // for the event that tells what really happened, it never shows a click as a fact), the
-// lists loaded over REST (history, queues, transfer targets), keyboard wiring and render
-// scheduling. The state and the events' effects are state.js; drawing views.js; the screen
+// lists loaded over REST (history, queues, transfer targets), adding parties to the call and
+// the owner's mute/remove of each, keyboard wiring and render scheduling. The state and the events' effects are state.js; drawing views.js; the screen
 // pop customer.js; audio audio.js.
 
 import * as api from "./api.js";
@@ -10,6 +10,7 @@ import { AudioEngine, socketSender } from "./audio.js";
 import { AgentSocket } from "./socket.js";
 import {
   DEGRADED_HOLD_MS,
+  LIVE_CALL_STATES,
   S,
   applyAgentView,
   applyEvent,
@@ -19,7 +20,7 @@ import {
   updateCapture,
 } from "./state.js";
 import { byTestId, notify, notifyError, withBusy } from "./ui.js";
-import { renderAll, renderAudio, renderMeter, renderStatus, renderTimers, renderTransferTargets, targetText } from "./views.js";
+import { addKind, isOwner, renderAll, renderAudio, renderMeter, renderStatus, renderTimers, renderTransferTargets, targetText } from "./views.js";
 
 const $ = byTestId;
 
@@ -84,6 +85,21 @@ async function loadTransferTargets() {
   }
 }
 
+/** The call as the server has it now (after this agent inherited a conference: hold, mute
+ * and the recording as its owner sees them). Where the call is (`on`) stays the page's. */
+async function refreshCall() {
+  try {
+    const view = await api.get("/api/agent");
+    const call = applyAgentView(view);
+    if (call && S.call && call.call_id === S.call.call_id && LIVE_CALL_STATES.has(call.state)) {
+      S.call = { ...S.call, ...call, on: S.call.on || call.on };
+    }
+    render();
+  } catch (error) {
+    if (error.status !== 401) console.warn("agent view:", error.detail || error);
+  }
+}
+
 // --- actions -------------------------------------------------------------------------------
 
 /** POST/PUT for the current call (or offer): marks `key` pending so the button shows busy. */
@@ -112,7 +128,8 @@ function reject() {
 }
 
 function hangup() {
-  return callAction("hangup", $("hangup"), "POST", "hangup", undefined, "Could not hang up");
+  const leaving = S.call && !isOwner(S.call);
+  return callAction("hangup", $("hangup"), "POST", "hangup", undefined, leaving ? "Could not leave the call" : "Could not hang up");
 }
 
 function toggleHold() {
@@ -195,7 +212,91 @@ function consultComplete() {
 }
 
 function consultCancel() {
+  if (S.adding) S.adding.cancelled = true; // its request's 409 is then no news
   return callAction("consultCancel", $("consult-cancel"), "POST", "consult/cancel", undefined, "Could not cancel the consultation");
+}
+
+function consultJoin() {
+  return callAction("consultJoin", $("consult-join"), "POST", "consult/join", undefined, "Could not join them in");
+}
+
+// --- adding parties ----------------------------------------------------------------------------
+
+const ADD_FIELDS = { agent: "add-agent", queue: "add-queue", phone: "add-phone", number: "add-number" };
+const ADD_PROMPTS = {
+  agent: "Choose an agent to add first.",
+  queue: "Choose a queue first.",
+  phone: "Type the user name of the registered phone first.",
+  number: "Type the number to dial first.",
+};
+
+function readAddTarget() {
+  const kind = addKind();
+  const field = $(ADD_FIELDS[kind]);
+  let value = field.value.trim();
+  if (kind === "number") value = value.replace(/[\s().-]/g, ""); // "+44 20 7946-0000" dials as digits
+  return value ? { kind, value } : null;
+}
+
+/** Ring someone for the call (the caller hears music): `join` brings them straight in when
+ * they answer, else the agent talks with them first. The request lasts until they answer. */
+async function addParty(join) {
+  if (!S.call || S.adding || !isOwner(S.call)) return;
+  const target = readAddTarget();
+  const kind = addKind();
+  if (!target) {
+    notify(ADD_PROMPTS[kind], { kind: "error" });
+    $(ADD_FIELDS[kind]).focus();
+    return;
+  }
+  const callId = S.call.call_id;
+  const button = $(join ? "add-join" : "add-consult");
+  const adding = { target, join, cancelled: false };
+  S.adding = adding;
+  button.setAttribute("aria-busy", "true");
+  render();
+  try {
+    await api.post(api.callPath(callId, "parties"), { target, join });
+    if (kind === "phone" || kind === "number") $(ADD_FIELDS[kind]).value = "";
+  } catch (error) {
+    if (!(adding.cancelled && error.status === 409)) notifyError(error, `Could not add ${targetText(target, S.transferTargets)}`);
+  } finally {
+    button.removeAttribute("aria-busy");
+    if (S.adding === adding) S.adding = null;
+    render();
+  }
+}
+
+/** The owner mutes, unmutes or removes a party (the list redraws from `call.parties`). */
+async function partyAction(party, action) {
+  if (!S.call) return;
+  const key = `party-${party.id}`;
+  if (S.pending[key]) return;
+  const callId = S.call.call_id;
+  const who = party.name || targetText(party.label, S.transferTargets);
+  S.pending[key] = true;
+  render();
+  try {
+    if (action === "remove") {
+      await api.del(api.callPath(callId, `parties/${party.id}`));
+    } else {
+      const on = party.mode !== "muted";
+      await api.put(api.callPath(callId, `parties/${party.id}/mute`), { on });
+    }
+  } catch (error) {
+    notifyError(error, action === "remove" ? `Could not remove ${who}` : `Could not ${party.mode === "muted" ? "unmute" : "mute"} ${who}`);
+  } finally {
+    S.pending[key] = false;
+    render();
+  }
+}
+
+function onPartyClick(event) {
+  const button = event.target instanceof Element ? event.target.closest("button[data-action]") : null;
+  const row = button && button.closest("[data-party-id]");
+  if (!row || !S.call) return;
+  const party = (S.call.parties || []).find((p) => String(p.id) === row.dataset.partyId);
+  if (party) partyAction(party, button.dataset.action);
 }
 
 async function saveWrapup(event) {
@@ -310,15 +411,19 @@ function currentCustomerCallId() {
   return null;
 }
 
+const TABS = ["keypad", "transfer", "add"];
+const TAB_PANELS = { keypad: "keypad", transfer: "transfer-panel", add: "add-panel" };
+
 function selectTab(which) {
-  const keypad = which === "keypad";
-  $("tab-keypad").setAttribute("aria-selected", String(keypad));
-  $("tab-transfer").setAttribute("aria-selected", String(!keypad));
-  $("tab-keypad").tabIndex = keypad ? 0 : -1;
-  $("tab-transfer").tabIndex = keypad ? -1 : 0;
-  $("keypad").hidden = !keypad;
-  $("transfer-panel").hidden = keypad;
-  if (!keypad) loadTransferTargets();
+  for (const name of TABS) {
+    const selected = name === which;
+    const tab = $(`tab-${name}`);
+    tab.setAttribute("aria-selected", String(selected));
+    tab.tabIndex = selected ? 0 : -1;
+    $(TAB_PANELS[name]).hidden = !selected;
+  }
+  if (which !== "keypad") loadTransferTargets();
+  render();
 }
 
 function isTyping(target) {
@@ -337,18 +442,18 @@ function wire() {
   for (const key of document.querySelectorAll(".key[data-digit]")) {
     key.addEventListener("click", () => pressDigit(key.dataset.digit));
   }
-  $("tab-keypad").addEventListener("click", () => selectTab("keypad"));
-  $("tab-transfer").addEventListener("click", () => selectTab("transfer"));
-  for (const tab of [$("tab-keypad"), $("tab-transfer")]) {
+  TABS.forEach((name, index) => {
+    const tab = $(`tab-${name}`);
+    tab.addEventListener("click", () => selectTab(name));
     tab.addEventListener("keydown", (event) => {
-      if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
-        const next = tab === $("tab-keypad") ? "transfer" : "keypad";
-        selectTab(next);
-        $(`tab-${next}`).focus();
-        event.preventDefault();
-      }
+      const moves = { ArrowLeft: index - 1, ArrowRight: index + 1, Home: 0, End: TABS.length - 1 };
+      if (!(event.key in moves)) return;
+      const next = TABS[(moves[event.key] + TABS.length) % TABS.length];
+      selectTab(next);
+      $(`tab-${next}`).focus();
+      event.preventDefault();
     });
-  }
+  });
   $("transfer-target").addEventListener("change", () => {
     if ($("transfer-target").value) $("transfer-number").value = "";
   });
@@ -363,6 +468,22 @@ function wire() {
   $("consult").addEventListener("click", () => transfer("consult"));
   $("consult-complete").addEventListener("click", consultComplete);
   $("consult-cancel").addEventListener("click", consultCancel);
+  $("consult-join").addEventListener("click", consultJoin);
+  for (const radio of document.querySelectorAll('input[name="add-kind"]')) {
+    radio.addEventListener("change", () => {
+      render();
+      queueMicrotask(() => $(ADD_FIELDS[addKind()]).focus({ preventScroll: true }));
+    });
+  }
+  for (const id of ["add-phone", "add-number"]) {
+    $(id).addEventListener("keydown", (event) => {
+      if (event.key === "Enter") addParty(true);
+    });
+  }
+  $("add-refresh").addEventListener("click", loadTransferTargets);
+  $("add-join").addEventListener("click", () => addParty(true));
+  $("add-consult").addEventListener("click", () => addParty(false));
+  $("party-list").addEventListener("click", onPartyClick);
   $("wrapup-form").addEventListener("submit", saveWrapup);
   $("wrapup-dismiss").addEventListener("click", dismissWrapup);
   $("state-select").addEventListener("change", onStateSelect);
@@ -397,7 +518,7 @@ function wire() {
   document.addEventListener("keydown", resume, true);
   // The keypad from the keyboard, while a call is up and nothing else wants the keys.
   document.addEventListener("keydown", (event) => {
-    if (!S.call || event.ctrlKey || event.metaKey || event.altKey || isTyping(event.target)) return;
+    if (!S.call || !isOwner(S.call) || event.ctrlKey || event.metaKey || event.altKey || isTyping(event.target)) return;
     if (/^[0-9*#]$/.test(event.key)) {
       pressDigit(event.key);
       event.preventDefault();
@@ -470,7 +591,7 @@ async function boot() {
     });
     return;
   }
-  bindState({ engine, render, loadHistory, loadQueues, loadTransferTargets });
+  bindState({ engine, render, loadHistory, loadQueues, loadTransferTargets, refreshCall });
   socket = new AgentSocket({
     onEvent: applyEvent,
     onBinary: (buffer) => engine.receive(buffer),

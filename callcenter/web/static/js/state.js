@@ -3,11 +3,13 @@
 // call.*, customer.matched, queue.stats, audio.status). Owns the rules the page follows:
 // the ring starts on an offer and stops on answer, withdrawal or end; the microphone's
 // frames go on the socket only while a call is connected on this page; a call that ends
-// opens its wrap-up. Side effects go through the hooks agent.js binds (audio engine,
-// render, list loading); the DOM is views.js's.
+// opens its wrap-up; a conference's parties, who is being reached and who owns the call are
+// the last `call.parties` (an agent that inherits the call gets the owner's controls). Side
+// effects go through the hooks agent.js binds (audio engine, render, list loading); the DOM
+// is views.js's.
 
 import { notify } from "./ui.js";
-import { targetText } from "./views.js";
+import { ownerName, targetText } from "./views.js";
 
 export const LIVE_CALL_STATES = new Set(["talking", "held", "consulting"]);
 export const DEGRADED_HOLD_MS = 5000;
@@ -19,6 +21,7 @@ let hooks = {
   loadHistory: () => {},
   loadQueues: () => {},
   loadTransferTargets: () => {},
+  refreshCall: () => {},
 };
 
 /** agent.js gives the state its side effects once, at boot. */
@@ -31,9 +34,11 @@ export const S = {
   user: null, // {username, role, display_name} from /api/auth/me
   agent: null, // AgentView (without `call`, kept below): state, reason, queues, away_reasons, dispositions
   offer: null, // {call: CallView, deadline, total, withdrawn: reason|null}
-  call: null, // CallView of the call connected to this agent (talking / held / consulting)
+  call: null, // CallView of the call connected to this agent (talking / held / consulting),
+  //              with its `owner`, `parties` and `reaching` kept up to date by call.parties
   callStartedAt: 0,
-  consult: null, // {state, target} while a consultation runs
+  consult: null, // {state: "ringing"|"talking"|"unknown", target: label} while someone is reached
+  adding: null, // {target, join, cancelled} while this page's "add to call" request waits
   wrapup: null, // {callId, caller, queue, customers, customerId, deadline|null, talkSeconds}
   queues: [],
   history: [],
@@ -85,6 +90,9 @@ export function applyEvent(event) {
     case "call.consult":
       consultChanged(event);
       break;
+    case "call.parties":
+      partiesChanged(event);
+      break;
     case "call.transferred":
       if (S.call && S.call.call_id === event.call_id) {
         notify(`Transferred to ${targetText(event.target, S.transferTargets)}${event.kind === "warm" ? " after consulting" : ""}.`, { kind: "success" });
@@ -135,9 +143,9 @@ function applyHello(event) {
     else S.offer.call = call;
   } else if (LIVE_CALL_STATES.has(call.state)) {
     if (!S.call || S.call.call_id !== call.call_id) answered(call);
-    else S.call = { ...call };
+    else S.call = { ...call, on: S.call.on || call.on };
     if (call.state !== "consulting") S.consult = null;
-    else if (!S.consult) S.consult = { state: "unknown", target: null };
+    else if (!S.consult) S.consult = { state: "unknown", target: call.reaching || null };
   } else if (call.state === "wrap-up") {
     stopRinging();
     S.offer = null;
@@ -191,7 +199,7 @@ function answered(call) {
   S.call = { ...call };
   if (fresh) {
     S.callStartedAt = Date.now();
-    S.consult = call.state === "consulting" ? { state: "unknown", target: null } : null;
+    S.consult = call.state === "consulting" ? { state: "unknown", target: call.reaching || null } : null;
     S.dtmfSent = "";
     S.audioStatus = null;
     S.serverLossUntil = S.localUnderrunUntil = 0;
@@ -212,19 +220,53 @@ function consultChanged(event) {
     case "failed":
       S.consult = null;
       S.call.state = S.call.held ? "held" : "talking";
-      notify(`The consultation with ${who} failed. You are back with the caller.`, { kind: "error" });
+      // This page's own request says why (its answer is shown); others are told here.
+      if (!S.adding) notify(`The consultation with ${who} failed. You are back with the caller.`, { kind: "error" });
       break;
     case "cancelled":
       S.consult = null;
       S.call.state = S.call.held ? "held" : "talking";
-      notify(`Consultation with ${who} cancelled. You are back with the caller.`);
+      notify(S.adding && S.adding.cancelled ? `Stopped calling ${who}. You are back with the caller.` : `Consultation with ${who} cancelled. You are back with the caller.`);
       break;
     case "completed":
       S.consult = null;
       notify(`${who} has the caller now.`, { kind: "success" });
       break;
+    case "joined":
+      S.consult = null;
+      S.call.state = S.call.held ? "held" : "talking";
+      notify(`${who} joined the call.`, { kind: "success" });
+      break;
     default:
       break;
+  }
+}
+
+/** call.parties: who else is on the call now, who is being reached, and whether this agent
+ * runs it (an agent that becomes the owner, because the owner left, gets the controls). */
+function partiesChanged(event) {
+  if (S.offer && S.offer.call.call_id === event.call_id) {
+    Object.assign(S.offer.call, { owner: Boolean(event.owner), parties: event.parties || [], reaching: event.reaching || null });
+  }
+  if (!S.call || S.call.call_id !== event.call_id) return;
+  const wasOwner = S.call.owner !== false;
+  const previousOwner = ownerName(S.call);
+  S.call.owner = Boolean(event.owner);
+  S.call.parties = Array.isArray(event.parties) ? event.parties : [];
+  S.call.reaching = event.reaching || null;
+  if (!S.call.owner) {
+    S.consult = null;
+  } else if (S.call.reaching) {
+    // Someone is being reached (or talked to privately): the caller hears music.
+    if (!S.consult) S.consult = { state: "unknown", target: S.call.reaching };
+    S.call.state = "consulting";
+  } else if (S.consult || S.call.state === "consulting") {
+    S.consult = null;
+    S.call.state = S.call.held ? "held" : "talking";
+  }
+  if (!wasOwner && S.call.owner) {
+    notify(`${previousOwner || "The agent who ran the call"} left: the call is yours now.`, { kind: "success" });
+    hooks.refreshCall(); // hold, mute and the recording as the owner sees them
   }
 }
 
@@ -258,6 +300,7 @@ function ended(event) {
 function dropCall() {
   S.call = null;
   S.consult = null;
+  S.adding = null;
   S.pending = {};
   hooks.engine.setCapture(false);
   hooks.engine.callEnded();

@@ -1,9 +1,10 @@
 // views.js: draws the agent desk from the page's state (agent.js owns the state and the
 // actions). Owns the header (name, state selector, status pill), the queue strip, the idle
 // panel, the incoming-call toast, the call panel (caller line, timer, controls, consult box),
-// the wrap-up panel, recent calls, the transfer target list and the audio panel. Every
-// function is an idempotent "make the DOM say this" so it can run after any event; inputs
-// the agent is typing into are never overwritten.
+// the conference's parties and the "add to call" panel, the wrap-up panel, recent calls, the
+// transfer target lists and the audio panel. Every function is an idempotent "make the DOM
+// say this" so it can run after any event; inputs the agent is typing into are never
+// overwritten, and rows that stay keep their elements (and so the keyboard's focus).
 
 import { renderCustomerPanel, toastCustomerLine } from "./customer.js";
 import { byTestId, formatDuration, formatWhen, h, initials, secondsSince, setText, show, titleCase } from "./ui.js";
@@ -45,21 +46,38 @@ export function callerText(caller) {
   return caller.number || caller.name || "Unknown number";
 }
 
+/** "kind:value" (agent:ben, queue:sales, number:+15550100, phone:desk7, supervisor:sam). */
+export function parseLabel(label) {
+  const match = /^(agent|queue|number|phone|supervisor):(.*)$/.exec(String(label || ""));
+  return match ? { kind: match[1], value: match[2] } : null;
+}
+
 export function targetText(target, targets) {
   if (!target) return "the target";
   if (typeof target === "string") {
-    // Events name a target as "kind:value" (agent:ben, queue:sales, number:+15550100).
-    const match = /^(agent|queue|number):(.*)$/.exec(target);
-    if (!match) return target;
-    target = { kind: match[1], value: match[2] };
+    const parsed = parseLabel(target);
+    if (!parsed) return target;
+    target = parsed;
   }
   const value = target.value ?? "";
-  if (target.kind === "agent" && targets) {
+  if ((target.kind === "agent" || target.kind === "supervisor") && targets) {
     const agent = (targets.agents || []).find((a) => a.username === value);
     if (agent) return agent.display_name || agent.username;
   }
   if (target.kind === "queue") return `queue ${value}`;
+  if (target.kind === "phone") return `phone ${value}`;
   return String(value) || "the target";
+}
+
+/** Whether this agent controls the call (false: a party in someone else's conference). */
+export function isOwner(call) {
+  return Boolean(call) && call.owner !== false;
+}
+
+/** The name of the agent who owns a conference this agent is a party of (id 0 in its list). */
+export function ownerName(call) {
+  const owner = call && (call.parties || []).find((p) => p.id === 0);
+  return owner ? owner.name || targetText(owner.label) : "";
 }
 
 // --- header --------------------------------------------------------------------------------
@@ -200,7 +218,10 @@ export function renderToast(S) {
   const isNew = toast.dataset.callId !== call.call_id;
   toast.dataset.callId = call.call_id;
   toast.dataset.withdrawn = offer.withdrawn ? "true" : "false";
-  setText($("toast-kind"), offer.withdrawn ? "Call withdrawn" : "Incoming call");
+  // An offer of a call someone else owns: they are bringing this agent into it.
+  const by = call.owner === false ? ownerName(call) : "";
+  toast.dataset.conference = call.owner === false ? "true" : "false";
+  setText($("toast-kind"), offer.withdrawn ? "Call withdrawn" : call.owner === false ? `${by || "An agent"} is bringing you into a call` : "Incoming call");
   setText($("toast-queue"), call.queue || "");
   setText($("toast-caller"), callerText(call.caller));
   const line = toastCustomerLine(call.customers, call.customer_id);
@@ -242,24 +263,35 @@ export function renderCall(S) {
   setText($("call-caller"), callerText(call.caller));
   setText($("call-caller-name"), call.caller && !call.caller.withheld ? call.caller.name || "" : "");
   setText($("call-queue"), call.queue ? `Queue ${call.queue}` : "");
-  const stateLabel = call.held && call.state !== "consulting" ? "On hold" : CALL_STATE_LABELS[call.state] || titleCase(call.state);
+  const owner = isOwner(call);
+  panel.dataset.owner = owner ? "true" : "false";
+  const conference = (call.parties || []).some((p) => p.role === "party");
+  let stateLabel = call.held && call.state !== "consulting" ? "On hold" : CALL_STATE_LABELS[call.state] || titleCase(call.state);
+  if (!owner || (conference && call.state === "talking" && !call.held)) stateLabel = "Conference";
   setText($("call-state"), call.muted ? `${stateLabel} · muted` : stateLabel);
   const where = $("call-where");
   show(where, call.on === "phone");
   setText(where, call.on === "phone" ? "Answered on your desk phone: the audio is there, the buttons here still work." : "");
   renderTimers(S);
 
+  // A party in someone else's conference can only leave it: the owner's controls go.
+  $("call-controls").dataset.owner = owner ? "true" : "false";
   const mute = $("mute");
+  show(mute, owner);
   mute.setAttribute("aria-pressed", call.muted ? "true" : "false");
   setText(mute.querySelector(".ctl-label"), call.muted ? "Unmute" : "Mute");
   mute.disabled = S.pending.mute;
   const hold = $("hold");
+  show(hold, owner);
   hold.setAttribute("aria-pressed", call.held ? "true" : "false");
   setText(hold.querySelector(".ctl-label"), call.held ? "Resume" : "Hold");
   hold.disabled = S.pending.hold;
   $("hangup").disabled = S.pending.hangup;
+  setText($("hangup").querySelector(".ctl-label"), owner ? "Hang up" : "Leave the call");
+  show($("call-tools"), owner);
+  renderParties(S);
   // The recording's state as the server has it (null: this call is not recorded).
-  const recorded = call.recording_paused !== null && call.recording_paused !== undefined;
+  const recorded = owner && call.recording_paused !== null && call.recording_paused !== undefined;
   const recRow = $("recording-row");
   show(recRow, recorded);
   if (recorded) {
@@ -271,24 +303,144 @@ export function renderCall(S) {
     toggle.disabled = Boolean(S.pending.recording);
   }
 
-  const consulting = Boolean(S.consult) || call.state === "consulting";
+  const consulting = owner && (Boolean(S.consult) || call.state === "consulting");
   const box = $("consult-panel");
   show(box, consulting);
   if (consulting) {
-    const c = S.consult || { state: "unknown", target: null };
+    const c = S.consult || { state: "unknown", target: call.reaching || null };
     box.dataset.state = c.state;
-    const who = targetText(c.target, S.transferTargets);
+    const who = targetText(c.target || call.reaching, S.transferTargets);
     const text =
-      c.state === "ringing" ? `Calling ${who}… The caller hears music.`
-        : c.state === "talking" ? `Talking with ${who}. The caller is on hold.`
-          : "Consultation in progress. The caller is on hold.";
+      c.state === "ringing" ? `Reaching ${who}… The caller hears music.`
+        : c.state === "talking" ? `Talking privately with ${who}. The caller hears music.`
+          : c.target || call.reaching ? `Reaching ${who}… The caller hears music.`
+            : "Consultation in progress. The caller hears music.";
     setText($("consult-state"), text);
-    $("consult-complete").disabled = S.pending.consultComplete;
-    $("consult-cancel").disabled = S.pending.consultCancel;
+    // Until they answer there is nobody to join in or hand over to: only giving up.
+    const answered = c.state !== "ringing";
+    show($("consult-join"), answered);
+    show($("consult-complete"), answered);
+    setText($("consult-cancel"), answered ? "Back to the caller" : "Stop calling");
+    $("consult-join").disabled = Boolean(S.pending.consultJoin);
+    $("consult-complete").disabled = Boolean(S.pending.consultComplete);
+    $("consult-cancel").disabled = Boolean(S.pending.consultCancel);
   }
   $("transfer-blind").disabled = consulting || S.pending.transfer;
   $("consult").disabled = consulting || S.pending.consult;
+  renderAddPanel(S, consulting);
   setText($("dtmf-sent"), S.dtmfSent);
+}
+
+// --- conference: the parties and adding one -----------------------------------------------
+
+const PARTY_KINDS = {
+  agent: "Agent",
+  number: "Outside number",
+  phone: "Phone",
+  supervisor: "Supervisor",
+  queue: "Queue",
+};
+
+const MODE_BADGES = {
+  muted: "Muted",
+  whisper: "Whispering",
+  barge: "Barged in",
+};
+
+/** The call's other parties as the server last told (`call.parties`), with the owner's
+ * Mute and Remove on each conference party (a supervisor's whisper or barge is shown, not
+ * controlled here). The buttons carry `data-action`; agent.js listens on the list. */
+export function renderParties(S) {
+  const call = S.call;
+  const section = $("parties");
+  const parties = (call && call.parties) || [];
+  const owner = isOwner(call);
+  show(section, Boolean(call) && (parties.length > 0 || !owner));
+  if (!call) return;
+  const role = $("call-role");
+  show(role, !owner);
+  const by = ownerName(call);
+  setText(role, owner ? "" : `You are in ${by ? `${by}'s` : "another agent's"} conference: ${by || "they"} run${by ? "s" : ""} the call; you can talk, and leave when you are done.`);
+  setText($("parties-count"), parties.length ? String(parties.length) : ""); // the list says it to a reader
+
+  const list = $("party-list");
+  const rows = new Map([...list.children].map((li) => [li.dataset.partyId, li]));
+  const wanted = [];
+  for (const party of parties) {
+    const key = String(party.id);
+    const li = rows.get(key) || h("li", { class: "party", "data-testid": "party", dataset: { partyId: key } });
+    rows.delete(key);
+    fillParty(li, party, owner, S.pending);
+    wanted.push(li);
+  }
+  for (const stale of rows.values()) stale.remove();
+  wanted.forEach((li, index) => {
+    if (list.children[index] !== li) list.insertBefore(li, list.children[index] || null);
+  });
+}
+
+function fillParty(li, party, owner, pending) {
+  const parsed = parseLabel(party.label) || { kind: "", value: party.label };
+  const name = party.name || parsed.value || party.label;
+  const isOwnerRow = party.id === 0;
+  const kind = isOwnerRow ? "Agent · runs the call" : PARTY_KINDS[parsed.kind] || titleCase(parsed.kind);
+  const signature = JSON.stringify([party, owner, Boolean(pending[`party-${party.id}`])]);
+  if (li.dataset.signature === signature) return;
+  li.dataset.signature = signature;
+  li.dataset.label = party.label;
+  li.dataset.kind = parsed.kind;
+  li.dataset.mode = party.mode;
+  li.dataset.role = party.role;
+  // A whisper reaches the owner alone: the owner is told it is for them.
+  const badge = party.mode === "whisper" && owner ? "Whispering to you" : MODE_BADGES[party.mode];
+  const controllable = owner && party.role === "party" && !isOwnerRow;
+  const busy = Boolean(pending[`party-${party.id}`]);
+  if (!li.firstChild) {
+    li.append(
+      h("span", { class: "party-avatar", "aria-hidden": "true" }),
+      h("span", { class: "party-who" },
+        h("span", { class: "party-name", "data-testid": "party-name" }),
+        h("span", { class: "party-sub" },
+          h("span", { class: "party-kind", "data-testid": "party-kind" }),
+          h("span", { class: "badge", "data-testid": "party-badge" }))),
+      h("span", { class: "party-actions" },
+        h("button", { type: "button", class: "btn btn-small", "data-testid": "party-mute", dataset: { action: "mute" } }),
+        h("button", { type: "button", class: "btn btn-small btn-quiet btn-danger-quiet", "data-testid": "party-remove", dataset: { action: "remove" } }, "Remove")),
+    );
+  }
+  const [avatar, who, actions] = li.children;
+  setText(avatar, parsed.kind === "number" || parsed.kind === "phone" ? "#" : initials(name));
+  setText(byTestId("party-name", who), name);
+  const dialled = (parsed.kind === "number" || parsed.kind === "phone") && name !== parsed.value;
+  setText(byTestId("party-kind", who), dialled ? `${kind} · ${parsed.value}` : kind);
+  const badgeEl = byTestId("party-badge", who);
+  badgeEl.dataset.mode = party.mode;
+  setText(badgeEl, badge || "");
+  show(badgeEl, Boolean(badge));
+  show(actions, controllable);
+  const muteButton = byTestId("party-mute", actions);
+  const muted = party.mode === "muted";
+  muteButton.setAttribute("aria-pressed", muted ? "true" : "false");
+  muteButton.setAttribute("aria-label", `${muted ? "Unmute" : "Mute"} ${name}`);
+  setText(muteButton, muted ? "Unmute" : "Mute");
+  muteButton.disabled = busy;
+  const removeButton = byTestId("party-remove", actions);
+  removeButton.setAttribute("aria-label", `Remove ${name} from the call`);
+  removeButton.disabled = busy;
+}
+
+/** The chosen kind of party to add (agent, queue, phone or number) and its field. */
+export function addKind() {
+  const checked = document.querySelector('input[name="add-kind"]:checked');
+  return checked ? checked.value : "agent";
+}
+
+export function renderAddPanel(S, consulting) {
+  const kind = addKind();
+  for (const field of document.querySelectorAll("[data-add-kind]")) show(field, field.dataset.addKind === kind);
+  const busy = Boolean(S.adding) || consulting;
+  $("add-join").disabled = busy;
+  $("add-consult").disabled = busy;
 }
 
 export function renderTimers(S) {
@@ -373,6 +525,7 @@ export function renderTransferTargets(S) {
   const me = S.user && S.user.username;
   const agents = (targets.agents || []).filter((a) => a.username !== me);
   const signature = JSON.stringify([agents, targets.queues]);
+  renderAddTargets(agents, targets.queues || [], signature);
   if (select.dataset.signature === signature) return;
   select.dataset.signature = signature;
   const current = select.value;
@@ -389,6 +542,31 @@ export function renderTransferTargets(S) {
   }
   select.replaceChildren(...groups);
   if ([...select.options].some((o) => o.value === current)) select.value = current;
+}
+
+/** The "add to call" lists: agents (their state as last loaded: only an available agent
+ * can be rung, the server says so otherwise) and queues. */
+function renderAddTargets(agents, queues, signature) {
+  const agentSelect = $("add-agent");
+  if (agentSelect.dataset.signature !== signature) {
+    agentSelect.dataset.signature = signature;
+    const current = agentSelect.value;
+    agentSelect.replaceChildren(
+      h("option", { value: "" }, agents.length ? "Choose an agent…" : "No other agents"),
+      ...agents.map((a) => h("option", { value: a.username }, `${a.display_name || a.username}${a.state ? ` (${STATE_LABELS[a.state] || a.state})` : ""}`)),
+    );
+    if ([...agentSelect.options].some((o) => o.value === current)) agentSelect.value = current;
+  }
+  const queueSelect = $("add-queue");
+  if (queueSelect.dataset.signature !== signature) {
+    queueSelect.dataset.signature = signature;
+    const current = queueSelect.value;
+    queueSelect.replaceChildren(
+      h("option", { value: "" }, queues.length ? "Choose a queue…" : "No queues"),
+      ...queues.map((q) => h("option", { value: q }, q)),
+    );
+    if ([...queueSelect.options].some((o) => o.value === current)) queueSelect.value = current;
+  }
 }
 
 // --- audio -----------------------------------------------------------------------------------
