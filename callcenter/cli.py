@@ -65,6 +65,7 @@ from callcenter.services.recordings import RecordingService
 from callcenter.services.recordings.catalogue import RecordingCatalogue
 from callcenter.services.recordings.retention import RecordingRetention
 from callcenter.services.subscribers import SqlSubscriberDirectory, SubscriberError, add_user
+from callcenter.services.supervisor import SupervisorDesk
 from callcenter.services.voicemail import VoicemailApplication, VoicemailService
 from callcenter.settings import Settings
 from callcenter.sip import SipUri, parse_uri
@@ -104,8 +105,8 @@ class Service(Protocol):
 
 def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
     """The components `serve` runs, in start order (stopped in reverse): SIP and media, call
-    records, voicemail, the IVR, the ACD, the agent desk, and the web app last (it serves
-    what the others hold)."""
+    records, voicemail, the IVR, the ACD, the agent desk, the supervisor desk, and the web app
+    last (it serves what the others hold)."""
     registrations = Registrations(
         SqlSubscriberDirectory(create_sessionmaker(engine)),
         realm=settings.sip_realm,
@@ -182,6 +183,7 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
         audit=audit,
     )
     acd.observer = desk
+    supervisor = SupervisorDesk(desk, audit=audit)
     # The IVR takes calls for `ivr` (the default flow) and `flow:NAME` (a trunk number
     # mapped to it); its queue, voicemail and transfer nodes hand the call to the ACD. The
     # engine knows them only as routing.CallApplications.
@@ -207,11 +209,12 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
         retention_days=acd_config.retention_days,
         default_days=settings.recording_retention_days,
     )
-    services.extend([call_log, voicemail, recordings, retention, ivr_app, acd, desk])
+    services.extend([call_log, voicemail, recordings, retention, ivr_app, acd, desk, supervisor])
     catalogue = RecordingCatalogue(sessions, settings.recordings_dir)
     web = replace(
         web,
         desk=desk,
+        supervisor=supervisor,
         recordings=catalogue,
         audit=audit,
         qa=QaServices.over(sessions),

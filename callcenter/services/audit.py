@@ -69,6 +69,9 @@ LEGAL_HOLD_SET: Final = "legal-hold.set"
 LEGAL_HOLD_RELEASED: Final = "legal-hold.released"
 ERASURE: Final = "erasure"
 MONITOR_LISTEN: Final = "monitor.listen"
+MONITOR_WHISPER: Final = "monitor.whisper"
+MONITOR_BARGE: Final = "monitor.barge"
+MONITOR_LEAVE: Final = "monitor.leave"
 KNOWN_ACTIONS: Final = (
     RECORDING_LISTEN,
     RECORDING_DOWNLOAD,
@@ -79,6 +82,9 @@ KNOWN_ACTIONS: Final = (
     LEGAL_HOLD_RELEASED,
     ERASURE,
     MONITOR_LISTEN,
+    MONITOR_WHISPER,
+    MONITOR_BARGE,
+    MONITOR_LEAVE,
 )
 
 

@@ -28,7 +28,7 @@ from starlette.websockets import WebSocket
 from .. import __version__
 from . import ws
 from .deps import WebDeps
-from .routes import agent, audit, auth, customers, qa, queues, recordings
+from .routes import agent, audit, auth, customers, qa, queues, recordings, supervisor
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,17 @@ ROUTERS: Final[Sequence[APIRouter]] = (
     recordings.erasures,
     qa.router,
     audit.router,
+    supervisor.router,
     ws.router,
 )
 
 # Public pages: each checks /api/auth/me itself and goes to / (the login page) without a session.
-PAGES: Final = {"/": "index.html", "/agent": "agent.html", "/qa": "qa.html"}
+PAGES: Final = {
+    "/": "index.html",
+    "/agent": "agent.html",
+    "/qa": "qa.html",
+    "/supervisor": "supervisor.html",
+}
 
 # RFC 9110 names; Starlette's constants took these names only in 0.48, which fastapi>=0.115
 # does not guarantee.

@@ -35,6 +35,7 @@ from ..services.desk import AgentDesk
 from ..services.qa import QaServices
 from ..services.recordings.catalogue import RecordingCatalogue
 from ..services.recordings.retention import RecordingRetention
+from ..services.supervisor import SupervisorDesk
 
 # Session keys. The session is Starlette's signed (not encrypted) cookie: nothing secret in it.
 SESSION_USER: Final = "user"
@@ -68,6 +69,8 @@ class WebDeps:
     qa: QaServices | None = None
     # Deleting, legal hold and erasure of recordings (None: those routes answer 503).
     retention: RecordingRetention | None = None
+    # The supervisor dashboard: live calls, agents, queues, monitoring (None: 503).
+    supervisor: SupervisorDesk | None = None
 
 
 def get_deps(connection: HTTPConnection) -> WebDeps:

@@ -1,10 +1,13 @@
-"""The agent page's WebSocket: typed events out, 20 ms audio frames both ways.
+"""The pages' WebSockets: typed events out, 20 ms audio frames both ways.
 
-Owns one socket's life: the guard (session cookie with role agent, same-origin `Origin`), the
-send queue (one task drains it: events are never dropped, audio frames are when the page reads
-too slowly — stale audio is worse than a gap — and a page that stops reading is closed), and
-the receive loop (binary frames to the desk's audio, `ping` answered). The desk decides what is
-said; docs/agent-api.md documents it. Must not know the engine.
+Owns one socket's life (`serve_socket`, shared by the agent page's socket here and the
+supervisor dashboard's in routes/supervisor.py): the guard (the route's role, same-origin
+`Origin`, the session re-checked while the socket lives), the send queue (one task drains it:
+events are never dropped, audio frames are when the page reads too slowly — stale audio is
+worse than a gap — and a page that stops reading is closed), and the receive loop (binary
+frames to the service's audio, `ping` answered). The service (the agent desk, the supervisor
+desk) decides what is said; docs/agent-api.md and docs/supervisor-api.md document it. Must
+not know the engine.
 """
 
 import asyncio
@@ -12,13 +15,15 @@ import contextlib
 import json
 import logging
 from collections import deque
-from typing import Annotated, Final
+from collections.abc import Callable
+from typing import Annotated, Final, TypeVar
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel
 
 from ..services.accounts import Principal
 from ..services.acd.control import ControlError
-from ..services.desk import DeskEvent
+from ..services.desk import DeskSession
 from .deps import Deps, WebDeps, check_origin, require_roles
 from .routes.desk import DeskDep
 
@@ -37,8 +42,10 @@ SESSION_ENDED: Final = 4401
 SESSION_RECHECK: Final = 15.0
 TRY_AGAIN: Final = 1013
 
+Session = TypeVar("Session")
 
-class _Outbox:
+
+class Outbox:
     """What one socket still has to send, drained by one task."""
 
     def __init__(self, websocket: WebSocket) -> None:
@@ -49,7 +56,7 @@ class _Outbox:
         self.close_code: int | None = None
         self.audio_dropped = 0
 
-    def event(self, event: DeskEvent) -> None:
+    def event(self, event: BaseModel) -> None:
         self.text(event.model_dump_json())
 
     def text(self, message: str) -> None:
@@ -87,7 +94,7 @@ class _Outbox:
                 return
 
 
-async def _watch(deps: WebDeps, user: Principal, outbox: _Outbox) -> None:
+async def _watch(deps: WebDeps, user: Principal, outbox: Outbox, kind: str) -> None:
     """The session stays valid while the socket lives: a disabled user, a changed role or
     password (which ends the user's other sessions) closes it, like a request would get 401."""
     while True:
@@ -95,10 +102,10 @@ async def _watch(deps: WebDeps, user: Principal, outbox: _Outbox) -> None:
         try:
             now = await deps.accounts.principal(user.username)
         except Exception as exc:  # the database: keep the socket, try again later
-            log.warning("agent socket of %s: session check failed: %s", user.username, exc)
+            log.warning("%s socket of %s: session check failed: %s", kind, user.username, exc)
             continue
         if now is None or now.session_stamp != user.session_stamp or now.role != user.role:
-            log.info("agent socket of %s: session no longer valid; closing", user.username)
+            log.info("%s socket of %s: session no longer valid; closing", kind, user.username)
             outbox.close(SESSION_ENDED)
             return
 
@@ -110,46 +117,83 @@ async def agent_socket(
     desk: DeskDep,
     deps: Deps,
 ) -> None:
+    def open_session(outbox: Outbox) -> DeskSession:
+        return desk.connect(
+            user.username, deliver=outbox.event, close=outbox.close, send_audio=outbox.frame
+        )
+
+    await serve_socket(
+        websocket,
+        user,
+        deps,
+        kind="agent",
+        open_session=open_session,
+        audio_in=desk.audio_in,
+        close_session=desk.disconnect,
+    )
+
+
+async def serve_socket(
+    websocket: WebSocket,
+    user: Principal,
+    deps: WebDeps,
+    *,
+    kind: str,
+    open_session: Callable[[Outbox], Session],
+    audio_in: Callable[[Session, bytes], None],
+    close_session: Callable[[Session], None],
+) -> None:
+    """One page's socket, from the handshake (the route has checked the role) to its close:
+    `open_session(outbox)` makes the service's session (a ControlError refuses the socket
+    with 1008), binary frames go to `audio_in`, `close_session` is called once at the end."""
     if not check_origin(websocket):
         await websocket.close(POLICY_VIOLATION, "cross-origin socket refused")
         return
     await websocket.accept()
-    outbox = _Outbox(websocket)
+    outbox = Outbox(websocket)
     sender = asyncio.create_task(outbox.run(), name=f"ws-send-{user.username}")
-    watcher = asyncio.create_task(_watch(deps, user, outbox), name=f"ws-auth-{user.username}")
-    session = None
+    watcher = asyncio.create_task(_watch(deps, user, outbox, kind), name=f"ws-auth-{user.username}")
     try:
         try:
-            session = desk.connect(
-                user.username, deliver=outbox.event, close=outbox.close, send_audio=outbox.frame
-            )
+            session = open_session(outbox)
         except ControlError as exc:
             outbox.close(POLICY_VIOLATION)
-            log.info("agent socket of %s refused: %s", user.username, exc.detail)
+            log.info("%s socket of %s refused: %s", kind, user.username, exc.detail)
             await sender
             return
-        while not sender.done():
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                break
-            data = message.get("bytes")
-            if data is not None:
-                desk.audio_in(session, data)
-                continue
-            text = message.get("text")
-            if text is not None and len(text) <= MAX_TEXT and _is_ping(text):
-                outbox.text('{"type":"pong"}')
+        try:
+            await _receive(websocket, sender, outbox, lambda data: audio_in(session, data))
+        finally:
+            close_session(session)
     except WebSocketDisconnect:
         pass
     except Exception as exc:
-        log.warning("agent socket of %s failed: %s", user.username, exc)
+        log.warning("%s socket of %s failed: %s", kind, user.username, exc)
     finally:
-        if session is not None:
-            desk.disconnect(session)
         for task in (sender, watcher):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+async def _receive(
+    websocket: WebSocket,
+    sender: asyncio.Task[None],
+    outbox: Outbox,
+    audio_in: Callable[[bytes], None],
+) -> None:
+    """The page's frames until it goes (or we close it): audio in, pings answered."""
+    while not sender.done():
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        data = message.get("bytes")
+        if data is not None:
+            audio_in(data)
+            continue
+        text = message.get("text")
+        if text is not None and len(text) <= MAX_TEXT and _is_ping(text):
+            outbox.text('{"type":"pong"}')
 
 
 def _is_ping(text: str) -> bool:

@@ -31,6 +31,7 @@ queues:
     tier_weight: 10
     callback: true
     retention_days: 730
+    service_level: 30
   sales:
     strategy: round-robin
     announce_every: null
@@ -82,6 +83,8 @@ def test_a_valid_file_round_trips(tmp_path: Path) -> None:
     assert dict(plain.required_skills) == {"queue:plain": 1}
     assert config.callback_queues == frozenset({"support"})
     assert dict(config.retention_days) == {"support": 730}
+    assert dict(config.service_level_seconds) == {"support": 30.0}
+    assert (config.service_level("support"), config.service_level("sales")) == (30.0, 20.0)
     assert config.agents["amy"] == AgentConfig(
         username="amy",
         skills={"english": 5, "queue:sales": 1, "queue:support": 1},
@@ -169,7 +172,12 @@ def test_an_empty_file_is_an_empty_configuration(tmp_path: Path, text: str) -> N
         (
             "queues:\n  q:\n    colour: red\n",
             "3: queue 'q': unknown key 'colour' (keys: strategy, skills, ring_timeout, wrap_up, "
-            "announce_every, max_wait, overflow, tier_weight, callback, retention_days)",
+            "announce_every, max_wait, overflow, tier_weight, callback, retention_days, "
+            "service_level)",
+        ),
+        (
+            "queues:\n  q:\n    service_level: 0\n",
+            "3: queue 'q': 'service_level' must be a number of seconds above 0 to 3600",
         ),
         (
             "queues:\n  q:\n    ring_timeout: soon\n",

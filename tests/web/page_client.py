@@ -68,8 +68,9 @@ class PageClient:
 
     # --- the socket -------------------------------------------------------------------------
 
-    async def open_socket(self) -> None:
-        ws_url = self.base_url.replace("http://", "ws://") + "/api/agent/ws"
+    async def open_socket(self, path: str = "/api/agent/ws") -> None:
+        """The page's socket: the agent's, or another page's (`/api/supervisor/ws`)."""
+        ws_url = self.base_url.replace("http://", "ws://") + path
         cookie = "; ".join(f"{k}={v}" for k, v in self.http.cookies.items())
         self.socket = await connect(
             ws_url,

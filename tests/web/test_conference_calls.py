@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from callcenter.engine.connection import Connection
 from callcenter.media import PCM, rms_dbfs
 from callcenter.media.g711 import ulaw_decode, ulaw_encode
+from tests.engine.phone import ScriptedPhone
 from tests.engine.test_acd_calls import (
     REGULAR,
     SUPPORT,
@@ -426,3 +427,53 @@ async def test_the_caller_hanging_up_ends_the_conference_for_every_party(
         left = [e for e in record["timeline"] if e["kind"] == "party-left"]
         assert [(e["party"], e["by"]) for e in left] == [("agent:ben", "caller")]
         caller.close()
+
+
+@pytest.mark.asyncio
+async def test_an_outside_number_left_with_the_customer_keeps_the_call_and_one_record(
+    database: AsyncEngine, tmp_path: Path
+) -> None:
+    """amy brings in an outside number and leaves: the number and the customer go on talking
+    (recorded to the end), and the call's record is closed once, as transferred."""
+    outside = await ScriptedPhone.open("outside", 0)  # the carrier's side of the trunk
+    try:
+        async with (
+            open_desk(database, tmp_path, outbound_port=outside.sip.port) as desk,
+            page(desk, "amy") as amy,
+        ):
+            acd = desk.center.acd
+            outside.server_port = desk.center.port  # where its answers go
+            await amy.ok("PUT", "/api/agent/state", {"state": "available"})
+            caller, engine_port = await place(desk.center, SUPPORT, REGULAR)
+            call_id = await answer_next(amy)
+            target = {"target": {"kind": "number", "value": "+15550123"}, "join": True}
+            adding = asyncio.create_task(amy.ok("POST", f"/api/calls/{call_id}/parties", target))
+            invite = await outside.next_request("INVITE")
+            assert "15550123" in str(invite.uri)
+            outside.answer(invite)
+            added = await adding
+            assert added["party"]["label"] == "number:+15550123"
+            recording = acd.waiters[call_id].recording
+            assert recording is not None
+            await amy.ok("POST", f"/api/calls/{call_id}/hangup")
+            await until(lambda: acd.agent_status("amy").state == "wrap-up")
+            assert call_id not in acd.waiters  # the ACD is done with it; the call goes on
+            caller.rtp.send_tone(engine_port, CALLER, 1.2)
+            outside.rtp.send_tone(outside.remote_rtp_port, BEN, 1.2)
+            marks = len(outside.rtp.audio()), len(caller.rtp.audio())
+            await asyncio.sleep(1.4)
+            assert amplitude(outside.rtp.audio()[marks[0] :], CALLER) > HEARD
+            assert amplitude(caller.rtp.audio()[marks[1] :], BEN) > HEARD
+            frames = recording.frames
+            caller.sip.send(caller.request("BYE", 2), desk.center.port)
+            bye = await outside.next_request("BYE")
+            outside.reply(bye, 200)
+            record = await desk.center.record(call_id)
+            assert record["disposition"] == "transferred", record["disposition"]
+            ends = [e for e in record["timeline"] if e["kind"] in ("ended", "abandoned")]
+            assert len(ends) <= 1, ends
+            row = await recording_of(database, call_id)
+            assert row.duration_seconds is not None and row.duration_seconds >= frames * 0.02
+            caller.close()
+    finally:
+        outside.close()

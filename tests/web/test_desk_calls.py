@@ -32,6 +32,7 @@ from callcenter.services.recordings import RecordingService
 from callcenter.services.recordings.catalogue import RecordingCatalogue
 from callcenter.services.recordings.retention import RecordingRetention
 from callcenter.services.subscribers import add_user
+from callcenter.services.supervisor import SupervisorDesk
 from callcenter.web.app import create_app
 from callcenter.web.deps import WebDeps
 from callcenter.web.server import WebServer
@@ -73,11 +74,17 @@ class Desk:
     phones: BrowserPhones
     base_url: str
     recordings: RecordingService
+    supervisor: SupervisorDesk
 
 
 @contextlib.asynccontextmanager
 async def open_desk(
-    database: AsyncEngine, tmp_path: Path, *, grace: float = 10.0, record_ivr: bool = False
+    database: AsyncEngine,
+    tmp_path: Path,
+    *,
+    grace: float = 10.0,
+    record_ivr: bool = False,
+    outbound_port: int | None = None,
 ) -> AsyncIterator[Desk]:
     sessions = create_sessionmaker(database)
     async with sessions.begin() as session:
@@ -106,6 +113,7 @@ async def open_desk(
         recordings=recordings,
         record_ivr=record_ivr,
         audit=audit,
+        outbound_port=outbound_port,
     ) as center:
         desk = AgentDesk(
             center.acd,
@@ -117,6 +125,8 @@ async def open_desk(
         )
         center.acd.observer = desk
         await desk.start()
+        supervisor = SupervisorDesk(desk, audit=audit)
+        await supervisor.start()
         catalogue = RecordingCatalogue(sessions, recordings.recordings_dir)
         retention = RecordingRetention(sessions, recordings.recordings_dir, audit)
         app = create_app(
@@ -128,14 +138,17 @@ async def open_desk(
                 audit=audit,
                 qa=qa,
                 retention=retention,
+                supervisor=supervisor,
             )
         )
         server = WebServer(app, host="127.0.0.1", port=0)
         await server.start()
         try:
-            yield Desk(center, desk, phones, f"http://127.0.0.1:{server.port}", recordings)
+            base_url = f"http://127.0.0.1:{server.port}"
+            yield Desk(center, desk, phones, base_url, recordings, supervisor)
         finally:
             await server.stop()
+            await supervisor.stop()
             await desk.stop()
             await recordings.stop()
 

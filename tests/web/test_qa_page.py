@@ -240,6 +240,10 @@ class Reviewers:
         await tab.get_by_test_id("login-username").fill(user)
         await tab.get_by_test_id("login-password").fill(PASSWORDS[user])
         await tab.get_by_test_id("login-submit").click()
+        if STAFF.get(user) == "supervisor":
+            # A supervisor lands on the dashboard, which links to the recordings.
+            await tab.wait_for_url("**/supervisor")
+            await tab.get_by_test_id("qa-link").click()
         await tab.wait_for_url("**/qa")
         await expect(tab.get_by_test_id("qa-user")).to_have_text(user)
         return tab

@@ -204,6 +204,14 @@ def test_every_api_route_declares_its_roles(app: FastAPI) -> None:
     assert undeclared(app) == []
     assert ("POST", "/api/auth/logout", frozenset(ROLES)) in guarded_http(app)
     assert ("GET", "/api/auth/me", frozenset(ROLES)) in guarded_http(app)
+    overseers = frozenset({"supervisor", "admin"})
+    for method, path in (
+        ("GET", "/api/supervisor/live"),
+        ("POST", "/api/supervisor/monitor"),
+        ("PUT", "/api/supervisor/monitor"),
+        ("DELETE", "/api/supervisor/monitor"),
+    ):
+        assert (method, path, overseers) in guarded_http(app)
 
 
 @pytest.mark.asyncio
@@ -219,6 +227,7 @@ async def test_every_websocket_route_refuses_the_anonymous_and_the_other_roles(
 ) -> None:
     # The agent socket is one; a check that found none would prove nothing.
     assert ("/api/agent/ws", frozenset({"agent"})) in guarded_websockets(app)
+    assert ("/api/supervisor/ws", frozenset({"supervisor", "admin"})) in guarded_websockets(app)
     assert await check_websocket_guards(app, logged_in) == []
 
 

@@ -42,6 +42,10 @@ MAX_WRAP_UP: Final = 3600.0
 MAX_ANNOUNCE_EVERY: Final = 3600.0
 MAX_MAX_WAIT: Final = 86400.0
 MAX_TIER_WEIGHT: Final = 1000
+MAX_SERVICE_LEVEL: Final = 3600.0
+# A call answered within this many seconds of joining the queue counts as answered in time
+# (the service level: answered in time / (answered + abandoned)); `service_level` per queue.
+DEFAULT_SERVICE_LEVEL: Final = 20.0
 DEFAULT_AGENT_WRAP_UP: Final = 10.0
 MEMBERSHIP_PREFIX: Final = "queue:"
 
@@ -56,6 +60,7 @@ QUEUE_KEYS: Final = (
     "tier_weight",
     "callback",
     "retention_days",
+    "service_level",
 )
 # Days a queue's recordings are kept at most (100 years: beyond it, a typo).
 MAX_RETENTION_DAYS: Final = 36_500
@@ -83,7 +88,8 @@ class AgentConfig:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AcdConfig:
     """Queues by name, the queues whose callers may ask for a callback, agents by username,
-    and how many days each queue's recordings are kept (queues not listed: the default)."""
+    how many days each queue's recordings are kept (queues not listed: the default) and each
+    queue's service-level threshold in seconds (not listed: DEFAULT_SERVICE_LEVEL)."""
 
     queues: Mapping[str, QueueConfig]
     callback_queues: frozenset[str]
@@ -91,6 +97,13 @@ class AcdConfig:
     retention_days: Mapping[str, int] = dataclass_field(
         default_factory=lambda: MappingProxyType({})
     )
+    service_level_seconds: Mapping[str, float] = dataclass_field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+    def service_level(self, queue: str) -> float:
+        """Seconds within which an answer counts as in time for `queue`."""
+        return self.service_level_seconds.get(queue, DEFAULT_SERVICE_LEVEL)
 
 
 EMPTY: Final = AcdConfig(
@@ -193,6 +206,7 @@ class _Validator:
         queues: dict[str, QueueConfig] = {}
         callback: set[str] = set()
         retention: dict[str, int] = {}
+        service_level: dict[str, float] = {}
         overflows: list[tuple[str, int, str]] = []
         for name, data in raw_queues.items():
             line = _line(raw_queues, name)
@@ -202,11 +216,13 @@ class _Validator:
             built = self.queue(name, data, line)
             if built is None:
                 continue
-            queues[name], wants_callback, overflow_line, keep_days = built
+            queues[name], wants_callback, overflow_line, keep_days, in_time = built
             if wants_callback:
                 callback.add(name)
             if keep_days is not None:
                 retention[name] = keep_days
+            if in_time is not None:
+                service_level[name] = in_time
             target = queues[name].overflow
             if isinstance(target, QueueTarget):
                 overflows.append((name, overflow_line, target.queue))
@@ -232,6 +248,7 @@ class _Validator:
             callback_queues=frozenset(callback),
             agents=MappingProxyType(agents),
             retention_days=MappingProxyType(retention),
+            service_level_seconds=MappingProxyType(service_level),
         )
 
     def section(self, document: dict[Any, Any], key: str, limit: int) -> dict[Any, Any]:
@@ -309,7 +326,7 @@ class _Validator:
 
     def queue(
         self, name: str, data: Any, line: int
-    ) -> tuple[QueueConfig, bool, int, int | None] | None:
+    ) -> tuple[QueueConfig, bool, int, int | None, float | None] | None:
         subject = f"queue {name!r}"
         if data is None:
             data = {}
@@ -397,6 +414,12 @@ class _Validator:
                 subject,
             )
             ok = False
+        in_time: float | None = None
+        if "service_level" in data:
+            good, in_time = self.seconds(
+                data, "service_level", subject, high=MAX_SERVICE_LEVEL, positive=True
+            )
+            ok = ok and good
         if not ok:
             return None
         try:
@@ -404,7 +427,7 @@ class _Validator:
         except RoutingError as exc:
             self.error(line, str(exc), subject)
             return None
-        return config, callback, overflow_line, keep_days
+        return config, callback, overflow_line, keep_days, in_time
 
     def overflow(self, data: dict[Any, Any], subject: str) -> OverflowTarget | None:
         raw = data["overflow"]

@@ -541,8 +541,12 @@ class CallControl:
         heir_agent = self._agents.pop(heir.callee, None)
         acd._event(waiter.call_id, "owner-changed", by=first, to=heir.label)
         if heir_agent is None:
+            # As a warm transfer to a number: the ACD is done with this caller (its end
+            # closes the record as transferred, once); the recording goes on to the end.
             talking.handed_off = True
             waiter.agent = None
+            waiter.gone = True
+            acd.waiters.pop(waiter.call_id, None)
             return
         consulted = acd.talking.get(heir_agent)
         if consulted is not None and consulted.call_id == waiter.call_id:

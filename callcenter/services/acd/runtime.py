@@ -110,6 +110,7 @@ class Waiter:
     agent: str | None = None  # who answered
     gone: bool = False  # the caller hung up, or left the ACD (voicemail, callback)
     recording: CallRecorder | None = None  # from the first answer to the end, across transfers
+    answered_at: float | None = None  # the latest answer (wall clock), for the dashboard
 
 
 @dataclass(eq=False)
@@ -125,6 +126,25 @@ class QueueStats:
     waiting: int
     longest_wait_seconds: float
     agents_available: int
+    # Since the service started: callers answered (`in_time` of them within the queue's
+    # service level) and callers who hung up while waiting or ringing.
+    answered: int = 0
+    answered_in_time: int = 0
+    abandoned: int = 0
+    service_level_seconds: float = 0.0
+
+    @property
+    def service_level(self) -> float | None:
+        """Percent answered in time of the calls answered or abandoned (None: none yet)."""
+        offered = self.answered + self.abandoned
+        return None if offered == 0 else 100.0 * self.answered_in_time / offered
+
+
+@dataclass
+class _QueueCounts:
+    answered: int = 0
+    answered_in_time: int = 0
+    abandoned: int = 0
 
 
 @dataclass
@@ -204,6 +224,7 @@ class AcdService:
         self.consulting: dict[str, str] = {}  # an agent rung for a consultation -> call id
         self._desk_phones: dict[str, bool] = {}
         self.agent_events: list[AgentEvent] = []  # the latest, bounded (for the dashboard)
+        self._counts: dict[str, _QueueCounts] = {name: _QueueCounts() for name in config.queues}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._route_soon: asyncio.Handle | None = None
@@ -270,12 +291,17 @@ class AcdService:
                 if self.agents[a].state is AgentState.AVAILABLE
                 and self.router.agent(a).skills.get(f"queue:{name}", -1) >= 1
             )
+            counts = self._counts[name]
             out.append(
                 QueueStats(
                     queue=name,
                     waiting=len(waiting),
                     longest_wait_seconds=max((now - c.entered_at for c in waiting), default=0.0),
                     agents_available=available,
+                    answered=counts.answered,
+                    answered_in_time=counts.answered_in_time,
+                    abandoned=counts.abandoned,
+                    service_level_seconds=self.config.service_level(name),
                 )
             )
         return out
@@ -399,6 +425,12 @@ class AcdService:
         self.waiters.pop(waiter.call_id, None)
         if waiter.agent is not None:
             return  # talking to an agent: the bridge reports who ended it
+        counts = self._counts.get(waiter.queue)
+        if counts is not None and (
+            self.router.is_offered(waiter.call_id)
+            or any(c.call_id == waiter.call_id for c in self.router.waiting(waiter.queue))
+        ):
+            counts.abandoned += 1  # (still queued: not a call the conference went on without)
         self._stop_recording(waiter)  # left while waiting after a transfer
         ringing = self.router.remove(waiter.call_id)
         now = self.clock()
@@ -623,7 +655,13 @@ class AcdService:
             self.bridges.hang_up_callee(callee)
             return
         waiter.agent = talking.agent = agent
+        waiter.answered_at = now
         self.talking[agent] = talking
+        counts = self._counts.get(waiter.queue)
+        if counts is not None:
+            counts.answered += 1
+            if accepted.waited_seconds <= self.config.service_level(waiter.queue):
+                counts.answered_in_time += 1
         self._log_holds(call_id, waiter.call, "caller")
         if callee.call is not None:
             self._log_holds(call_id, callee.call, "agent")

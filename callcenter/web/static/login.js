@@ -1,14 +1,16 @@
 // login.js: the sign-in page (index.html). Owns the form: POST /api/auth/login, the
 // error shown from the server's `detail` (401 wrong credentials, 423 locked, 429 too many
 // tries with a countdown from Retry-After), and going on to the user's page on success: an
-// agent to the desk (/agent); QA reviewers, supervisors and administrators to the recordings
-// (/qa). A user whose session is still good is sent straight on without seeing the form.
+// agent to the desk (/agent), a supervisor to the dashboard (/supervisor), QA reviewers and
+// administrators to the recordings (/qa; both pages link to each other for those who may use
+// both). A user whose session is still good is sent straight on without seeing the form.
 
 import { AGENT_PAGE, ApiError, login, logout, me } from "./js/api.js";
 
 const QA_PAGE = "/qa";
+const SUPERVISOR_PAGE = "/supervisor";
 // Where each role works; a role not listed here is told it has no page yet.
-const HOME = { agent: AGENT_PAGE, qa: QA_PAGE, supervisor: QA_PAGE, admin: QA_PAGE };
+const HOME = { agent: AGENT_PAGE, qa: QA_PAGE, supervisor: SUPERVISOR_PAGE, admin: QA_PAGE };
 
 const form = document.querySelector('[data-testid="login-form"]');
 const username = document.querySelector('[data-testid="login-username"]');

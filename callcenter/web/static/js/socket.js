@@ -1,9 +1,10 @@
-// socket.js: the agent page's WebSocket (/api/agent/ws on the page's own host, ws: or wss:
-// by the page's protocol). Owns connecting, reconnecting with backoff (250 ms doubling to
-// 2 s), a ping every 10 s with a watchdog, and the takeover rule: closed with 4409 means a
-// newer page of this agent took over, so this one stops until told to reconnect; 4401 means
-// the session ended (account disabled, password changed): back to the login page. Text
-// frames are parsed as JSON events; binary frames (ArrayBuffer) go to onBinary untouched.
+// socket.js: a page's WebSocket (the agent's /api/agent/ws by default, the supervisor's
+// /api/supervisor/ws; on the page's own host, ws: or wss: by the page's protocol). Owns
+// connecting, reconnecting with backoff (250 ms doubling to 2 s), a ping every 10 s with a
+// watchdog, and the takeover rule: closed with 4409 means a newer page of this user took
+// over, so this one stops until told to reconnect; 4401 means the session ended (account
+// disabled, password changed): back to the login page. Text frames are parsed as JSON
+// events; binary frames (ArrayBuffer) go to onBinary untouched.
 
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 2000;
@@ -114,7 +115,8 @@ export class AgentSocket {
           console.warn("agent socket: a text frame that is not JSON was ignored");
           return;
         }
-        if (message && message.type === "hello") this.backoff = BACKOFF_MIN_MS; // a good connection
+        // A good connection: the page's hello ("hello", "supervisor.hello").
+        if (message && /(^|\.)hello$/.test(message.type)) this.backoff = BACKOFF_MIN_MS;
         if (message && message.type !== "pong") this.onEvent(message);
       } else {
         this.onBinary(event.data);
