@@ -181,6 +181,7 @@ def build_services(settings: Settings, engine: AsyncEngine) -> list[Service]:
         call_log=call_log,
         sessions=sessions,
         audit=audit,
+        alone=settings.conference_alone,
     )
     acd.observer = desk
     supervisor = SupervisorDesk(desk, audit=audit)

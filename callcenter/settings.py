@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     # with `set: {recording: paused}` and resumes it with `set: {recording: active}`.
     record_ivr: bool = False
 
+    # When everyone else has left a customer's conference: "end" the call, or put the
+    # customer back in the call's "queue" for the next agent.
+    conference_alone: Literal["end", "queue"] = "end"
+
     # SIP: one UDP socket and one TCP listener on this address (port 0 picks a free one).
     sip_host: str = "127.0.0.1"
     sip_port: int = Field(default=5060, ge=0, le=65535)

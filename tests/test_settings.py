@@ -55,6 +55,15 @@ def test_other_variables(clean_env: pytest.MonkeyPatch) -> None:
     assert settings.log_level == "DEBUG"
 
 
+def test_conference_alone_policy(clean_env: pytest.MonkeyPatch) -> None:
+    assert Settings().conference_alone == "end"
+    clean_env.setenv("CALLCENTER_CONFERENCE_ALONE", "queue")
+    assert Settings().conference_alone == "queue"
+    clean_env.setenv("CALLCENTER_CONFERENCE_ALONE", "hold-forever")
+    with pytest.raises(pydantic.ValidationError):
+        Settings()
+
+
 def test_unknown_log_level_is_refused(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("CALLCENTER_LOG_LEVEL", "chatty")
     with pytest.raises(pydantic.ValidationError):
