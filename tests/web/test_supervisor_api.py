@@ -416,6 +416,22 @@ async def test_live_picture_queue_stats_and_monitoring_from_a_number_and_a_phone
             ears,
             {"caller": {AMY, SAM}, "amy": {CALLER, SAM}, "supervisor": {CALLER, AMY}},
         )
+        # On a phone the keypad switches, as on a PBX: 5 whisper, 4 listen (audited alike).
+        seen = len(sam.events)
+        await outside.rtp.send_digits(outside.remote_rtp_port, "5")
+        await sam.next_event(
+            "monitor.changed", after=seen, where=lambda e: e["monitoring"]["mode"] == "whisper"
+        )
+        await hear(
+            "whisper by keypad",
+            ears,
+            {"caller": {AMY}, "amy": {CALLER, SAM}, "supervisor": {CALLER, AMY}},
+        )
+        seen = len(sam.events)
+        await outside.rtp.send_digits(outside.remote_rtp_port, "4")
+        await sam.next_event(
+            "monitor.changed", after=seen, where=lambda e: e["monitoring"]["mode"] == "listen"
+        )
         await sam.ok("DELETE", MONITOR)
         bye = await outside.next_request("BYE")
         outside.reply(bye, 200)
@@ -451,7 +467,7 @@ async def test_live_picture_queue_stats_and_monitoring_from_a_number_and_a_phone
             return [(e["actor"], e["action"], e["detail"]) for e in await audit_of(sam, call_id)]
 
         for _ in range(50):
-            if len(await entries()) >= 5:
+            if len(await entries()) >= 7:
                 break
             await asyncio.sleep(0.1)
         assert await entries() == [
@@ -461,7 +477,17 @@ async def test_live_picture_queue_stats_and_monitoring_from_a_number_and_a_phone
                 "monitor.barge",
                 {"mode": "barge", "via": "number", "from": "listen", "number": number},
             ),
-            ("sam", "monitor.leave", {"mode": "barge", "via": "number", "number": number}),
+            (
+                "sam",
+                "monitor.whisper",
+                {"mode": "whisper", "via": "number", "from": "barge", "number": number},
+            ),
+            (
+                "sam",
+                "monitor.listen",
+                {"mode": "listen", "via": "number", "from": "whisper", "number": number},
+            ),
+            ("sam", "monitor.leave", {"mode": "listen", "via": "number", "number": number}),
             ("sue", "monitor.whisper", {"mode": "whisper", "via": "phone"}),
             ("sue", "monitor.leave", {"mode": "whisper", "via": "phone", "why": "hung-up"}),
         ]

@@ -29,6 +29,7 @@ from typing import Any, Final
 
 from callcenter.engine.bridge import Target
 from callcenter.engine.connection import Callee, CallStateError, Connection, Party, PartyChange
+from callcenter.engine.media import RtpLeg
 from callcenter.engine.outbound import CallFailed
 from callcenter.services.acd.control import ControlError
 from callcenter.services.acd.runtime import DIALABLE, Waiter
@@ -72,6 +73,9 @@ ACTIONS: Final[Mapping[str, str]] = {
     "whisper": MONITOR_WHISPER,
     "barge": MONITOR_BARGE,
 }
+# A supervisor on a phone or a number switches with its keypad, as on a PBX: 4 listen,
+# 5 whisper (to the call's owner), 6 barge. Same switch, same audit, as from the page.
+DIGIT_MODES: Final[Mapping[str, str]] = {"4": "listen", "5": "whisper", "6": "barge"}
 
 
 class SupervisorError(ControlError):
@@ -354,6 +358,9 @@ class SupervisorDesk:
                 del self._monitors[supervisor]
         monitor.party = party
         monitor.since = _now()
+        leg = party.callee.leg
+        if isinstance(leg, RtpLeg):  # a phone or a number (a page has its buttons)
+            leg.on_digit = lambda digit: self._keypad(supervisor, monitor, digit)
         self._note(monitor, "monitor-joined")
         self._publish(supervisor, MonitorChanged(change="joined", monitoring=monitor.view()))
         self._changed(waiter)
@@ -390,6 +397,17 @@ class SupervisorDesk:
         self._publish(supervisor, MonitorChanged(change="switched", monitoring=monitor.view()))
         self._changed(monitor.waiter)
         return monitor.view()
+
+    def _keypad(self, supervisor: str, monitor: _Monitor, digit: str) -> None:
+        mode = DIGIT_MODES.get(digit)
+        if mode is not None and self._monitors.get(supervisor) is monitor:
+            self._spawn(self._switch_by_keypad(supervisor, mode))
+
+    async def _switch_by_keypad(self, supervisor: str, mode: str) -> None:
+        try:
+            await self.switch(supervisor, mode)
+        except SupervisorError as exc:
+            log.warning("monitoring by %s: keypad switch to %s refused: %s", supervisor, mode, exc)
 
     async def leave(self, supervisor: str) -> None:
         """Stop monitoring: the supervisor's call (page, phone or number) is hung up."""
