@@ -21,8 +21,14 @@ the levels are printed (`-s`). A tone missing from one 0.8 s window is listened 
 (twice at most): a headless browser's capture may stall for a moment on a busy machine.
 
 `conference_scene` builds the scene up to the number in the conference, for tests that
-carry on from there (a supervisor listening, whispering, barging: a page with a tone of its
-own needs a browser of its own, as `Stage.agent_with` launches for the agents).
+carry on from there. The third does: sam's supervisor dashboard (a browser of its own, with
+a fourth tone; see SAM) shows the conference with amy as its owner, ben and the number as
+parties; sam listens (sam's page hears the caller, amy and ben, nobody hears sam), whispers
+to amy (amy hears sam; the caller and ben do not, nor does the number, whose echo would
+bring sam to every ear) and barges in (everyone hears sam, the number too: its echo is the
+only way sam's page hears sam's own tone). The audit API has listen, whisper and barge by
+sam on that call. With CALLCENTER_SUPERVISOR_SCREENSHOT=docs/supervisor.png it saves the
+README's picture of the dashboard while sam is barged in.
 
 On failure every page's screenshot is written to `test-artifacts/` and its path printed.
 """
@@ -48,6 +54,7 @@ from callcenter.media import PCM, rms_dbfs
 from tests.engine.test_acd_calls import (
     REGULAR,
     SUPPORT,
+    VIP,
     hung_up,
     place,
     staff_and_customers,  # noqa: F401 (autouse: amy, ben and two customers)
@@ -56,15 +63,26 @@ from tests.engine.test_acd_calls import (
 from tests.engine.test_bridge import Caller
 from tests.engine.test_sipp import free_port
 
+from .page_client import PageClient
 from .test_agent_page import Pages, go_available, launch_chromium, microphone_wav
 from .test_conference_calls import ABSENT, HEARD, amplitude
-from .test_desk_calls import Desk, open_desk
+from .test_desk_calls import PASSWORDS, Desk, open_desk
+from .test_supervisor_page import Dashboard
 
 pytest_plugins = ["tests.engine.test_bridge"]
 
 # No tone is a harmonic of another (as in the tone matrix of test_conference_calls.py).
 CALLER, AMY, BEN = 650.0, 1230.0, 1870.0
 NAMES = {CALLER: "caller", AMY: "amy", BEN: "ben"}
+# The supervisor's tone (not the tone matrix's 2530 Hz, which is 2·650 + 1230): with the
+# number in the conference every ear hears each tone twice, straight and through its echo,
+# and loud enough for the room's sum to clip at int16, which makes intermodulation products
+# a·650 + b·1230 + c·1870; none lands on 2750 Hz below the ninth order. And 2750 Hz has a
+# whole number of cycles in a 20 ms frame, like the caller's 650 Hz: the echo comes back
+# whole frames late, so it always adds to the straight tone, never cancels it (amy's and
+# ben's tones are 0.6 and 0.4 of a cycle out per frame: measured at 0.4 to 1.6 times their
+# level through the number, well above HEARD).
+SAM = 2750.0
 NUMBER = "+441632960777"  # the outside party, dialled through the trunk to SIPp
 SETTLE = 0.5  # seconds for a change to reach every jitter buffer before listening
 WINDOW = 0.8  # seconds listened to per step
@@ -84,12 +102,16 @@ class Stage(Pages):
         self.tmp = tmp
         self.browsers: list[Browser] = [browser]
 
-    async def agent_with(self, user: str, tone_hz: float) -> Page:
+    async def browser_with(self, user: str, tone_hz: float) -> Browser:
+        """A Chromium of its own whose fake microphone plays `tone_hz` (for `user`'s page)."""
         # Longer than the test: the fake device loops its file, and the loop is not tested.
         wav = microphone_wav(self.tmp / f"mic-{user}.wav", frequency=tone_hz, seconds=90.0)
         browser = await launch_chromium(self.playwright, wav)
         self.browsers.append(browser)
-        return await self.agent(user, browser=browser)
+        return browser
+
+    async def agent_with(self, user: str, tone_hz: float) -> Page:
+        return await self.agent(user, browser=await self.browser_with(user, tone_hz))
 
     async def close(self) -> None:
         await super().close()
@@ -196,7 +218,8 @@ async def page_audio(page: Page, seconds: float) -> PCM:
 @dataclass
 class Scene:
     """A caller in amy's conference with ben (both on their pages) and, once added, an
-    outside number; `listen` measures every tone at every ear."""
+    outside number; `listen` measures every tone at every ear (and at the pages of
+    `add_ear`, with their tones)."""
 
     stage: Stage
     caller: Caller
@@ -206,10 +229,17 @@ class Scene:
     ben: Page
     number: OutsideParty
     levels: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    tones: dict[float, str] = field(default_factory=lambda: dict(NAMES))  # measured at each ear
+    others: dict[str, Page] = field(default_factory=dict)  # more pages listened at, by name
 
     @property
     def desk(self) -> Desk:
         return self.stage.desk
+
+    def add_ear(self, name: str, page: Page, tone_hz: float) -> None:
+        """Listen at `page` too (as `name`) and measure its microphone's tone everywhere."""
+        self.others[name] = page
+        self.tones[tone_hz] = name
 
     async def listen(
         self,
@@ -222,16 +252,18 @@ class Scene:
         from one window is listened for again (twice at most): a browser's capture may stall
         for a moment on a busy machine, and that is not what is tested here."""
         absent = absent or {}
+        names = self.tones
+        pages = {"amy": self.amy, "ben": self.ben, **self.others}
+        listened = [ear for ear in pages if ear in heard or ear in absent]
         await asyncio.sleep(SETTLE)
         for _ in range(3):
             mark = len(self.caller.rtp.audio())
             await asyncio.sleep(WINDOW)
             pcm = {"caller": self.caller.rtp.audio()[mark:]}
-            pcm["amy"], pcm["ben"] = await asyncio.gather(
-                page_audio(self.amy, WINDOW), page_audio(self.ben, WINDOW)
-            )
+            received = await asyncio.gather(*(page_audio(pages[ear], WINDOW) for ear in listened))
+            pcm.update(zip(listened, received, strict=True))
             levels = {
-                ear: {NAMES[f]: round(amplitude(audio, f)) for f in NAMES}
+                ear: {name: round(amplitude(audio, f)) for f, name in names.items()}
                 for ear, audio in pcm.items()
                 if ear in heard or ear in absent
             }
@@ -239,14 +271,14 @@ class Scene:
             print(f"{step}: {levels}")
             for ear, tones in absent.items():
                 for tone in tones:
-                    assert levels[ear][NAMES[tone]] < ABSENT, (
-                        f"{step}: {ear} hears {NAMES[tone]}: {levels[ear]}"
+                    assert levels[ear][names[tone]] < ABSENT, (
+                        f"{step}: {ear} hears {names[tone]}: {levels[ear]}"
                     )
             missing = [
-                f"{ear} does not hear {NAMES[tone]}: {levels[ear]}"
+                f"{ear} does not hear {names[tone]}: {levels[ear]}"
                 for ear, tones in heard.items()
                 for tone in tones
-                if len(pcm[ear]) < 8000 * WINDOW * 0.8 or levels[ear][NAMES[tone]] <= HEARD
+                if len(pcm[ear]) < 8000 * WINDOW * 0.8 or levels[ear][names[tone]] <= HEARD
             ]
             if not missing:
                 return
@@ -475,3 +507,129 @@ async def test_agent_page_talks_to_an_agent_first_then_joins_them_in(stage: Stag
         await scene.listen("ben left", {"caller": {AMY}, "amy": {CALLER}}, {"caller": {BEN}})
         await amy.get_by_test_id("hangup").click()
         await hung_up(caller, 3.0)
+
+
+def sv_party(row: Any, label: str) -> Any:
+    """The chip of the party `label` in a call's row of the supervisor dashboard."""
+    return row.locator(f'[data-testid="sv-party"][data-label="{label}"]')
+
+
+@pytest.mark.asyncio
+async def test_supervisor_page_listens_whispers_to_amy_then_barges_into_the_conference(
+    stage: Stage,
+) -> None:
+    async with conference_scene(stage) as scene:
+        desk, amy, ben, call_id = scene.desk, scene.amy, scene.ben, scene.call_id
+        dashboard = Dashboard(await stage.browser_with("sam", SAM), desk)
+        sam = await dashboard.sign_in("sam")
+        stage.pages["sam"] = sam  # screenshotted with the agents' pages on failure
+        scene.add_ear("sam", sam, SAM)
+        # A second caller waits (amy and ben are both busy): the queue's tile shows it.
+        waiting, _ = await place(desk.center, SUPPORT, VIP)
+        with contextlib.closing(waiting):
+            # The conference on the dashboard: amy owns it, ben and the number are parties.
+            row = sam.locator(f'[data-testid="sv-call"][data-call-id="{call_id}"]')
+            await expect(row.get_by_test_id("sv-call-state")).to_have_text(
+                "Conference", timeout=3000
+            )
+            await expect(row.get_by_test_id("sv-call-agent")).to_have_text("amy")
+            await expect(row.get_by_test_id("sv-call-queue")).to_have_text("Support")
+            await expect(row.get_by_test_id("sv-call-caller")).to_contain_text(REGULAR)
+            await expect(row.get_by_test_id("sv-party")).to_have_count(3)
+            for label, role, name in (
+                ("agent:amy", "owner", "amy"),
+                ("agent:ben", "party", "ben"),
+                (f"number:{NUMBER}", "party", NUMBER),
+            ):
+                await expect(sv_party(row, label)).to_have_attribute("data-role", role)
+                await expect(sv_party(row, label)).to_have_attribute("data-mode", "full")
+                await expect(sv_party(row, label)).to_have_text(name)
+            for agent in ("amy", "ben"):
+                await expect(
+                    sam.locator(f'[data-testid="sv-agent"][data-agent="{agent}"]')
+                ).to_have_attribute("data-state", "on-call")
+            support = sam.locator('[data-testid="sv-queue"][data-queue="support"]')
+            await expect(support.get_by_test_id("sv-queue-waiting")).to_have_text("1", timeout=3000)
+            await expect(sam.get_by_test_id("sv-call")).to_have_count(2)
+
+            # Listen: sam's page hears the room; nobody hears sam (nor does the number,
+            # whose echo would bring sam's tone to every ear, sam's own included).
+            await row.get_by_test_id("sv-listen").click()
+            await expect(sam.get_by_test_id("sv-mode-listen")).to_have_attribute(
+                "aria-pressed", "true"
+            )
+            await expect(sv_party(row, "supervisor:sam")).to_have_attribute("data-mode", "listen")
+            await expect(party(amy, "supervisor:sam")).to_be_hidden()
+            sam_phone = desk.phones.phone("sam")
+            page_call = sam_phone.current
+            assert page_call is not None
+            await scene.listen(
+                "sam listens",
+                {
+                    "sam": {CALLER, AMY, BEN},
+                    "caller": {CALLER, AMY, BEN},
+                    "amy": {CALLER, BEN},
+                    "ben": {CALLER, AMY},
+                },
+                {ear: {SAM} for ear in ("caller", "amy", "ben", "sam")},
+            )
+
+            # Whisper to the owner, amy (the same page call: nothing is re-dialled): amy
+            # hears sam; the caller, ben and the number (no echo of sam) do not.
+            await sam.get_by_test_id("sv-mode-whisper").click()
+            await expect(sam.get_by_test_id("sv-mode-whisper")).to_have_attribute(
+                "aria-pressed", "true"
+            )
+            await expect(
+                sam.get_by_test_id("sv-whisper-to").locator("option:checked")
+            ).to_have_text("amy (owner)")
+            await expect(sv_party(row, "supervisor:sam")).to_have_attribute("data-mode", "whisper")
+            assert sam_phone.current is page_call, "switching re-dialled"
+            await scene.listen(
+                "sam whispers to amy",
+                {
+                    "amy": {CALLER, BEN, SAM},
+                    "sam": {CALLER, AMY, BEN},
+                    "caller": {CALLER, AMY, BEN},
+                    "ben": {CALLER, AMY},
+                },
+                {"caller": {SAM}, "ben": {SAM}, "sam": {SAM}},
+            )
+
+            # Barge: everyone hears sam, the number too (its echo is the only way sam's
+            # page can hear sam's own tone).
+            await sam.get_by_test_id("sv-mode-barge").click()
+            await expect(sam.get_by_test_id("sv-mode-barge")).to_have_attribute(
+                "aria-pressed", "true"
+            )
+            await expect(sv_party(row, "supervisor:sam")).to_have_attribute("data-mode", "barge")
+            for their_page in (amy, ben):
+                await expect(party(their_page, "supervisor:sam")).to_be_visible(timeout=3000)
+            assert sam_phone.current is page_call, "switching re-dialled"
+            await scene.listen(
+                "sam barged in",
+                {
+                    "caller": {CALLER, AMY, BEN, SAM},
+                    "amy": {CALLER, BEN, SAM},
+                    "ben": {CALLER, AMY, SAM},
+                    "sam": {CALLER, AMY, BEN, SAM},
+                },
+            )
+            await expect(sam.get_by_test_id("sv-audit-entry")).to_have_count(3, timeout=3000)
+            await dashboard.screenshot()
+
+            # The audit trail: each step by sam, on this call, in order.
+            audit = PageClient(desk.base_url)
+            try:
+                await audit.login("sam", PASSWORDS["sam"])
+                trail = await audit.ok("GET", f"/api/audit?subject=call:{call_id}")
+            finally:
+                await audit.close()
+            assert [(e["actor"], e["action"]) for e in reversed(trail)] == [
+                ("sam", "monitor.listen"),
+                ("sam", "monitor.whisper"),
+                ("sam", "monitor.barge"),
+            ], trail
+            steps = [e["detail"] for e in reversed(trail)]
+            assert [d.get("from") for d in steps] == [None, "listen", "whisper"], steps
+            assert all(d["via"] == "page" and "whisper_to" not in d for d in steps), steps

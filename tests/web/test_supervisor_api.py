@@ -70,20 +70,28 @@ async def hear(mode: str, ears: Ears, expected: dict[str, set[float]]) -> dict[s
     """Listen at each ear of `expected` for WINDOW seconds (after SETTLE): exactly its tones
     are there. Returns the measured amplitudes, for the record."""
     await asyncio.sleep(SETTLE)
-    marks = {where: len(ears[where]()) for where in expected}
-    await asyncio.sleep(WINDOW)
-    measured: dict[str, Any] = {}
-    for where, tones in expected.items():
-        pcm = ears[where]()[marks[where] :]
-        assert len(pcm) >= 8000 * WINDOW * 0.8, f"{mode}: {where} received too little audio"
-        levels = {name: round(amplitude(pcm, f)) for f, name in NAMES.items()}
-        measured[where] = levels
-        for frequency, name in NAMES.items():
-            level = amplitude(pcm, frequency)
-            if frequency in tones:
-                assert level > HEARD, f"{mode}: {where} does not hear {name}: {levels}"
-            else:
-                assert level < ABSENT, f"{mode}: {where} hears {name}: {levels}"
+    for attempt in range(3):
+        marks = {where: len(ears[where]()) for where in expected}
+        await asyncio.sleep(WINDOW)
+        measured: dict[str, Any] = {}
+        missing: list[str] = []
+        for where, tones in expected.items():
+            pcm = ears[where]()[marks[where] :]
+            assert len(pcm) >= 8000 * WINDOW * 0.8, f"{mode}: {where} received too little audio"
+            levels = {name: round(amplitude(pcm, f)) for f, name in NAMES.items()}
+            measured[where] = levels
+            for frequency, name in NAMES.items():
+                level = amplitude(pcm, frequency)
+                if frequency not in tones:
+                    # Never measured again: a tone heard where it must not be fails at once.
+                    assert level < ABSENT, f"{mode}: {where} hears {name}: {levels}"
+                elif level <= HEARD:
+                    missing.append(f"{where} does not hear {name}: {levels}")
+        if not missing:
+            break
+        # A tone short of its level (a loaded machine's audio gap): listened to again, at
+        # most twice.
+        assert attempt < 2, f"{mode}: {missing}"
     print(f"{mode}: {measured}")
     return measured
 

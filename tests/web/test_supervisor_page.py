@@ -10,9 +10,11 @@ holds the caller's and the agent's tones while neither hears the supervisor; Whi
 same page call, no re-dial): amy hears the microphone, the caller does not; Barge: both do;
 the page's monitoring log shows each step, and Leave ends the page's call.
 
-On failure every page's screenshot is written to `test-artifacts/`. Set
-CALLCENTER_SUPERVISOR_SCREENSHOT=docs/supervisor.png to save the dashboard's picture
-(`Dashboard.screenshot` may be called at any point of a scene).
+On failure every page's screenshot is written to `test-artifacts/`. `Dashboard` serves the
+conference's supervisor test too (test_conference_page.py), whose `Dashboard.screenshot()`
+saves the README's picture of the dashboard during a conference when
+CALLCENTER_SUPERVISOR_SCREENSHOT=docs/supervisor.png is set (this test takes none: it would
+overwrite that picture with a plain call).
 """
 
 from __future__ import annotations
@@ -285,7 +287,6 @@ async def test_supervisor_page_listens_whispers_and_barges(dashboard: Dashboard)
             entry = sam.locator(f'[data-testid="sv-audit-entry"][data-action="{action}"]')
             await expect(entry).to_have_count(1, timeout=3000)
         await expect(log.first).to_have_attribute("data-subject", f"call:{call_id}")
-        await dashboard.screenshot()
 
         await sam.get_by_test_id("sv-leave").click()
         await expect(sam.get_by_test_id("sv-monitor-idle")).to_be_visible()
