@@ -386,13 +386,6 @@ class Connection:
     def _party_of(self, callee: Callee) -> Party | None:
         return next((p for p in self.parties if p.callee is callee), None)
 
-    def party(self, party_id: int) -> Party:
-        """A party (or monitor) in the room by id; CallStateError when there is none."""
-        party = next((p for p in self.parties if p.id == party_id), None)
-        if party is None:
-            raise CallStateError(f"no party {party_id} on this call")
-        return party
-
     def remove_party(self, party: Party) -> None:
         """Take a party (or a monitor) out and hang it up."""
         self._check_live()

@@ -146,9 +146,7 @@ class CallControl:
         hands the caller over, as an attended transfer by hanging up)."""
         waiter, _, connection = self._connection(agent, call_id, consulted=True)
         if waiter.agent != agent:
-            party = next(
-                (p for p in connection.parties if self._agents.get(p.callee) == agent), None
-            )
+            party = self._agent_party(connection, agent)
             if party is not None:
                 connection.remove_party(party)  # it leaves (hung up): the call goes on
             elif connection.consult is not None:
@@ -176,7 +174,7 @@ class CallControl:
 
     def _own_party(self, connection: Connection, agent: str) -> Party:
         """The agent's own party in the conference (409: it is only being consulted)."""
-        party = next((p for p in connection.parties if self._agents.get(p.callee) == agent), None)
+        party = self._agent_party(connection, agent)
         if party is None:
             raise ControlError(409, "only the call's owner (the agent who has it) can do that")
         return party
@@ -559,8 +557,9 @@ class CallControl:
         """The party `agent` is in the call's conference (None: not a party of it)."""
         waiter = self.acd.waiters.get(call_id)
         connection = None if waiter is None else self.acd.bridges.connection(waiter.call)
-        if connection is None:
-            return None
+        return None if connection is None else self._agent_party(connection, agent)
+
+    def _agent_party(self, connection: Connection, agent: str) -> Party | None:
         return next((p for p in connection.parties if self._agents.get(p.callee) == agent), None)
 
     def agent_of(self, party: Party) -> str | None:
