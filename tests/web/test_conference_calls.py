@@ -15,7 +15,6 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,27 +34,16 @@ from tests.engine.test_acd_calls import (
 from .page_client import tone
 from .test_desk_calls import answer_next, open_desk, page
 from .test_recording_calls import channels, recording_of
+from .tones import ABSENT, HEARD, amplitude
 
 pytest_plugins = ["tests.engine.test_bridge"]
 
 CALLER, AMY, BEN, SAM = 650.0, 1230.0, 1870.0, 2530.0
 NAMES = {CALLER: "caller", AMY: "amy", BEN: "ben", SAM: "sam"}
-HEARD = 1500.0  # amplitude of a tone that is there (each is sent at about 8000 / -10 dBFS)
-ABSENT = 250.0  # amplitude below which a tone is not there
 SETTLE = 0.5  # seconds for a change to reach every jitter buffer before listening
 WINDOW = 0.8  # seconds listened to per mode
 
 HEADER = struct.Struct("!BBHI")
-
-
-def amplitude(pcm: PCM, frequency: float) -> float:
-    """The amplitude of `frequency` in `pcm` (a Hann-windowed DFT at that one frequency)."""
-    samples = pcm.astype(np.float64)
-    n = len(samples)
-    window = np.hanning(n)
-    t = np.arange(n) / 8000.0
-    component = np.sum(samples * window * np.exp(-2j * np.pi * frequency * t))
-    return float(2 * abs(component) / window.sum())
 
 
 def heard(pcm: PCM) -> dict[str, float]:

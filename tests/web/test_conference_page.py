@@ -65,9 +65,9 @@ from tests.engine.test_sipp import free_port
 
 from .page_client import PageClient
 from .test_agent_page import Pages, go_available, launch_chromium, microphone_wav
-from .test_conference_calls import ABSENT, HEARD, amplitude
 from .test_desk_calls import PASSWORDS, Desk, open_desk
 from .test_supervisor_page import Dashboard
+from .tones import ABSENT, HEARD, amplitude
 
 pytest_plugins = ["tests.engine.test_bridge"]
 

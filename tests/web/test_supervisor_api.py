@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -41,26 +40,16 @@ from tests.engine.test_bridge import PASSWORD, REALM
 
 from .page_client import PageClient, tone
 from .test_desk_calls import PASSWORDS, Desk, answer_next, open_desk, page
+from .tones import ABSENT, HEARD, amplitude
 
 pytest_plugins = ["tests.engine.test_bridge"]
 
 CALLER, AMY, BEN, SAM = 650.0, 1230.0, 1870.0, 2530.0
 NAMES = {CALLER: "caller", AMY: "amy", BEN: "ben", SAM: "supervisor"}
-HEARD = 1500.0  # amplitude of a tone that is there (each is sent at about 8000 / -10 dBFS)
-ABSENT = 250.0  # amplitude below which a tone is not there
 SETTLE = 0.5  # seconds for a change to reach every jitter buffer before listening
 WINDOW = 0.8  # seconds listened to per mode
 MONITOR = "/api/supervisor/monitor"
 SUPERVISOR_WS = "/api/supervisor/ws"
-
-
-def amplitude(pcm: PCM, frequency: float) -> float:
-    """The amplitude of `frequency` in `pcm` (a Hann-windowed DFT at that one frequency)."""
-    samples = pcm.astype(np.float64)
-    window = np.hanning(len(samples))
-    t = np.arange(len(samples)) / 8000.0
-    component = np.sum(samples * window * np.exp(-2j * np.pi * frequency * t))
-    return float(2 * abs(component) / window.sum())
 
 
 Ears = dict[str, Callable[[], PCM]]

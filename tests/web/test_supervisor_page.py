@@ -43,15 +43,13 @@ from tests.engine.test_acd_calls import (
 )
 
 from .page_client import PageClient, tone
-from .test_agent_page import ARTIFACTS, CHROMIUM, microphone_wav
+from .test_agent_page import ARTIFACTS, CHROMIUM, launch_chromium, microphone_wav
 from .test_desk_calls import PASSWORDS, Desk, answer_next, open_desk, page
-from .test_supervisor_api import amplitude
+from .tones import ABSENT, HEARD, amplitude
 
 pytest_plugins = ["tests.engine.test_bridge"]
 
 CALLER, AMY, MIC = 650.0, 1230.0, 2530.0
-HEARD = 1500.0
-ABSENT = 250.0
 SCREENSHOT_ENV = "CALLCENTER_SUPERVISOR_SCREENSHOT"
 
 
@@ -63,22 +61,7 @@ async def supervisor_browser(tmp_path: Path) -> AsyncIterator[Browser]:
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (as root)")
     wav = microphone_wav(tmp_path / "supervisor-mic.wav", frequency=MIC)
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={wav}",
-                "--autoplay-policy=no-user-gesture-required",
-            ],
-        )
+        browser = await launch_chromium(playwright, wav)
         try:
             yield browser
         finally:
